@@ -1,0 +1,65 @@
+"""The `envsetup` command line: one verb per module in `envsetup.commands`.
+
+Each verb module provides `HELP` (one line), `configure(parser)` and `run(args) -> int`. This
+module only wires them together and turns errors into one clear message and an exit code:
+0 success, 1 the job could not be done, 2 usage error. No traceback reaches the user unless
+ENVSETUP_DEBUG=1 is set.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+from collections.abc import Sequence
+
+from envsetup import __version__
+from envsetup.errors import EnvsetupError
+
+VERBS = ("detect", "plan", "install", "venv", "verify", "matrix")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="envsetup",
+        description="Pick, install and verify the right PyTorch build for this machine.",
+    )
+    parser.add_argument("--version", action="version", version=f"envsetup {__version__}")
+    verbs = parser.add_subparsers(dest="verb", metavar="VERB")
+    for verb in VERBS:
+        try:
+            module = importlib.import_module(f"envsetup.commands.{verb}")
+        except ModuleNotFoundError:  # TEMPORARY while verbs are being written
+            continue
+        sub = verbs.add_parser(verb, help=module.HELP, description=module.HELP)
+        module.configure(sub)
+        sub.set_defaults(run=module.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "run", None) is None:
+        # Bare `envsetup`: the main job is to look at the machine and say what to install.
+        args = parser.parse_args(["plan", *(argv or sys.argv[1:])])
+    try:
+        return int(args.run(args))
+    except EnvsetupError as error:
+        print(f"envsetup: error: {error}", file=sys.stderr)
+        return error.exit_code
+    except KeyboardInterrupt:
+        print("envsetup: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 1
+    except Exception as error:
+        if os.environ.get("ENVSETUP_DEBUG"):
+            raise
+        print(
+            f"envsetup: internal error: {type(error).__name__}: {error}\n"
+            "  hint: rerun with ENVSETUP_DEBUG=1 for the traceback and report it",
+            file=sys.stderr,
+        )
+        return 1

@@ -1,0 +1,68 @@
+"""The request a user makes and the `Plan` the resolver answers with.
+
+A Plan is the contract between the resolver (which decides) and the renderers, executors, the
+pytest plugin and the nox/tox integrations (which only read it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+#: Default base of the PyTorch wheel indexes; `--index-url-base` / ENVSETUP_INDEX_URL replace it.
+PYTORCH_INDEX_BASE = "https://download.pytorch.org/whl"
+
+#: Packages that must come from the PyTorch index, never from PyPI through an extra index.
+TORCH_FAMILY = ("torch", "torchvision", "torchaudio")
+
+
+@dataclass(frozen=True)
+class Request:
+    """What the user asked for: a torch specifier, companions, a backend, a policy, a channel."""
+
+    torch: str | None = None  # PEP 440 specifier or exact version; None = newest that works
+    with_: tuple[str, ...] = ()  # companions: "torchvision", "torchaudio"
+    backend: str = "auto"  # "auto" | "cpu" | "cuXYZ" | "rocmX.Y" | "xpu"
+    policy: str = "compat"  # "compat" | "strict"
+    channel: str = "stable"  # "stable" | "test" | "nightly"
+    index_url_base: str = PYTORCH_INDEX_BASE
+    find_links_base: str | None = None
+    allow_insecure_index: bool = False
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The exact wheels to install, where from, and why."""
+
+    torch: str  # exact release, "2.5.1"
+    variant: str  # "cpu" | "cu121" | "rocm6.2" | "xpu"
+    index_url: str | None  # None: PyPI serves this build (macOS, Windows CPU, Linux default)
+    packages: tuple[str, ...]  # exact pins, e.g. ("torch==2.5.1+cu121", "torchvision==0.20.1+cu121")
+    platform: str  # "linux-x86_64", ...
+    python: str  # "3.11"
+    policy: str = "compat"
+    channel: str = "stable"
+    pre: bool = False  # nightly/test channels need --pre
+    find_links: str | None = None  # flat mirror directory instead of an index
+    replaces: str | None = None  # the torch build already installed that this plan replaces
+    reasons: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
+    alternatives: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "torch": self.torch,
+            "variant": self.variant,
+            "index_url": self.index_url,
+            "find_links": self.find_links,
+            "packages": list(self.packages),
+            "platform": self.platform,
+            "python": self.python,
+            "policy": self.policy,
+            "channel": self.channel,
+            "pre": self.pre,
+            "replaces": self.replaces,
+            "reasons": list(self.reasons),
+            "warnings": list(self.warnings),
+            "alternatives": list(self.alternatives),
+        }
