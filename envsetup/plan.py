@@ -37,7 +37,7 @@ class Plan:
     torch: str  # exact release, "2.5.1"
     variant: str  # "cpu" | "cu121" | "rocm6.2" | "xpu"
     index_url: str | None  # None: PyPI serves this build (macOS, Windows CPU, Linux default)
-    packages: tuple[str, ...]  # exact pins, e.g. ("torch==2.5.1+cu121", "torchvision==0.20.1+cu121")
+    packages: tuple[str, ...]  # exact pins: "torch==2.5.1+cu121", "torchvision==0.20.1+cu121"
     platform: str  # "linux-x86_64", ...
     python: str  # "3.11"
     policy: str = "compat"

@@ -1,0 +1,41 @@
+"""The argument vector that installs a Plan: shared by renderers (printed) and executors (run).
+
+Torch-family packages only ever come through `--index-url` (or `--find-links` with `--no-index`
+for flat mirrors), never `--extra-index-url`: an extra index lets PyPI's same-named package win,
+which is how the December 2022 `torchtriton` compromise reached users.
+"""
+
+from __future__ import annotations
+
+from envsetup.plan import Plan
+
+INSTALLERS = ("pip", "uv")
+
+
+def install_argv(
+    plan: Plan,
+    *,
+    installer: str = "pip",
+    python: str = "python",
+    reinstall: bool = False,
+) -> list[str]:
+    """The command that installs `plan` into the environment of interpreter `python`.
+
+    For pip: `python -m pip install ...`; for uv: `uv pip install --python python ...`.
+    """
+    if installer == "pip":
+        argv = [python, "-m", "pip", "install"]
+    elif installer == "uv":
+        argv = ["uv", "pip", "install", "--python", python]
+    else:
+        raise ValueError(f"unknown installer {installer!r}; expected one of {INSTALLERS}")
+    if plan.find_links is not None:
+        argv += ["--find-links", plan.find_links]
+    elif plan.index_url is not None:
+        argv += ["--index-url", plan.index_url]
+    if plan.pre:
+        argv.append("--pre")
+    if reinstall or plan.replaces is not None:
+        argv.append("--force-reinstall" if installer == "pip" else "--reinstall")
+    argv += list(plan.packages)
+    return argv
