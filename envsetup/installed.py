@@ -1,0 +1,68 @@
+"""Which torch-family builds the target environment already has, read from package metadata.
+
+Importing torch to ask would take seconds, can crash on a broken install, and initialises CUDA;
+the distribution metadata says the same thing (`2.5.1+cu121`) in milliseconds. For another
+interpreter a stdlib-only script runs there and prints JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from importlib import metadata
+
+from envsetup.errors import EnvsetupError
+from envsetup.plan import TORCH_FAMILY
+
+__all__ = ["installed_versions"]
+
+_SCRIPT = """\
+import json, sys
+from importlib import metadata
+found = {}
+for name in sys.argv[1:]:
+    try:
+        found[name] = metadata.version(name)
+    except metadata.PackageNotFoundError:
+        pass
+print(json.dumps(found))
+"""
+
+
+def installed_versions(python: str | None = None, *, timeout: float = 30.0) -> dict[str, str]:
+    """{dist name: version} for the torch family in `python` (None: this interpreter)."""
+    if python is None:
+        found: dict[str, str] = {}
+        for name in TORCH_FAMILY:
+            try:
+                found[name] = metadata.version(name)
+            except metadata.PackageNotFoundError:
+                continue
+        return found
+    try:
+        result = subprocess.run(
+            [python, "-I", "-c", _SCRIPT, *TORCH_FAMILY],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+    except FileNotFoundError:
+        raise EnvsetupError(
+            f"interpreter {python!r} was not found",
+            hint="pass the path of the target environment's python",
+        ) from None
+    except (OSError, subprocess.TimeoutExpired) as error:
+        raise EnvsetupError(f"could not run {python!r}: {error}") from None
+    if result.returncode != 0:
+        raise EnvsetupError(
+            f"{python!r} could not list its packages (exit {result.returncode}): "
+            f"{result.stderr.strip()[-300:]}",
+            hint="check that it is a Python ≥ 3.8 interpreter",
+        )
+    try:
+        data = json.loads(result.stdout.strip().splitlines()[-1])
+    except (json.JSONDecodeError, IndexError):
+        shown = result.stdout[-300:]
+        raise EnvsetupError(f"{python!r} printed no package list: {shown!r}") from None
+    return {str(name): str(version) for name, version in data.items()}

@@ -1,0 +1,234 @@
+"""Format a Plan for an installer or a project file, quoted for the user's shell.
+
+Renderers only format: every decision (versions, index, `--pre`, reinstall) is already in the
+Plan, and the pip/uv lines come from the same `install_argv` the executors run, so what is
+printed is what `envsetup install` would do. Torch-family packages are routed only through
+`--index-url` or an explicit per-package index, never `--extra-index-url`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+from collections.abc import Callable, Sequence
+
+from envsetup.errors import EnvsetupError, UsageError
+from envsetup.install_args import install_argv
+from envsetup.plan import Plan
+
+__all__ = ["FORMATS", "SHELLS", "command_lines", "quote_argv", "render"]
+
+FORMATS = ("pip", "uv", "uv-project", "requirements", "poetry", "pixi", "conda")
+SHELLS = ("posix", "powershell", "cmd")
+
+_SAFE = re.compile(r"[A-Za-z0-9_./:=+@-]+")
+_CMD_UNQUOTABLE = re.compile(r'[%"!\r\n^]')
+
+
+def quote_argv(argv: Sequence[str], shell: str = "posix") -> str:
+    """One command line in which every argument reaches the program exactly as given."""
+    if shell == "posix":
+        return shlex.join(argv)
+    if shell == "powershell":
+        return " ".join(_powershell_quote(arg) for arg in argv)
+    if shell == "cmd":
+        return " ".join(_cmd_quote(arg) for arg in argv)
+    raise UsageError(f"--shell {shell!r}: expected one of {', '.join(SHELLS)}")
+
+
+def _powershell_quote(arg: str) -> str:
+    # Single-quoted PowerShell strings are literal; a quote is written twice. Commas, `@`, `$`,
+    # braces and parentheses all mean something unquoted, so only plain words stay bare.
+    if _SAFE.fullmatch(arg) and not arg.startswith("@"):
+        return arg
+    return "'" + arg.replace("'", "''") + "'"
+
+
+def _cmd_quote(arg: str) -> str:
+    # cmd expands %VAR% and !VAR! even inside double quotes and has no escape there, so such
+    # arguments are refused rather than passed on altered.
+    if _CMD_UNQUOTABLE.search(arg):
+        raise EnvsetupError(
+            f"cannot quote {arg!r} safely for cmd.exe (it contains % ! ^ or a quote)",
+            hint="use --shell powershell",
+        )
+    if _SAFE.fullmatch(arg):
+        return arg
+    return f'"{arg}"'
+
+
+def command_lines(plan: Plan, fmt: str = "pip", shell: str = "posix") -> list[str]:
+    """The commands a user runs for `fmt`: the install line, or how to use the written file."""
+    if fmt in ("pip", "uv"):
+        return [quote_argv(install_argv(plan, installer=fmt), shell)]
+    follow_up = {
+        "uv-project": ["uv", "sync"],
+        "requirements": ["python", "-m", "pip", "install", "-r", "requirements.txt"],
+        "poetry": ["poetry", "install"],
+        "pixi": ["pixi", "install"],
+        "conda": ["conda", "env", "create", "-f", "environment.yml"],
+    }
+    if fmt not in follow_up:
+        raise UsageError(f"--installer {fmt!r}: expected one of {', '.join(FORMATS)}")
+    argv = list(follow_up[fmt])
+    if fmt == "requirements" and plan.replaces is not None:
+        argv.append("--force-reinstall")
+    return [quote_argv(argv, shell)]
+
+
+def render(plan: Plan, fmt: str = "pip", shell: str = "posix") -> str:
+    """The text to print for `fmt`: a command line, or a file snippet (shell-independent)."""
+    if fmt in ("pip", "uv"):
+        return command_lines(plan, fmt, shell)[0]
+    renderers: dict[str, Callable[[Plan], str]] = {
+        "uv-project": _uv_project,
+        "requirements": _requirements,
+        "poetry": _poetry,
+        "pixi": _pixi,
+        "conda": _conda,
+    }
+    if fmt not in renderers:
+        raise UsageError(f"--installer {fmt!r}: expected one of {', '.join(FORMATS)}")
+    return renderers[fmt](plan)
+
+
+def _split(pin: str) -> tuple[str, str]:
+    """ "torch==2.5.1+cu121" → ("torch", "==2.5.1+cu121"); a bare name has an empty spec."""
+    match = re.match(r"([A-Za-z0-9_.-]+)(.*)", pin)
+    assert match is not None
+    return match[1], match[2]
+
+
+def _index_name(plan: Plan) -> str:
+    prefix = "pytorch" if plan.channel == "stable" else f"pytorch-{plan.channel}"
+    return f"{prefix}-{plan.variant}"
+
+
+def _toml(value: str) -> str:
+    """A TOML basic string (JSON string escapes are valid TOML)."""
+    return json.dumps(value)
+
+
+def _header(plan: Plan) -> str:
+    return (
+        f"envsetup plan: torch {plan.torch} ({plan.variant}) for {plan.platform}, "
+        f"Python {plan.python}"
+    )
+
+
+def _uv_project(plan: Plan) -> str:
+    lines = [f"# {_header(plan)}", "[project]", "dependencies = ["]
+    lines += [f"    {_toml(pin)}," for pin in plan.packages]
+    lines.append("]")
+    source_url = plan.find_links or plan.index_url
+    if plan.pre or source_url is not None:
+        lines += ["", "[tool.uv]"]
+        if plan.pre:
+            lines.append('prerelease = "allow"')
+    if source_url is not None:
+        # Lock only for the planned platform: the pinned local builds exist nowhere else.
+        lines.append(f"environments = [{_toml(_marker(plan))}]")
+        lines += [
+            "",
+            "[[tool.uv.index]]",
+            f"name = {_toml(_index_name(plan))}",
+            f"url = {_toml(source_url)}",
+        ]
+        if plan.find_links is not None:
+            lines.append('format = "flat"')
+        lines += ["explicit = true", "", "[tool.uv.sources]"]
+        lines += [
+            f"{_split(pin)[0]} = [{{ index = {_toml(_index_name(plan))} }}]"
+            for pin in plan.packages
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def _marker(plan: Plan) -> str:
+    os_name, _, arch = plan.platform.partition("-")
+    sys_platform = {"linux": "linux", "windows": "win32", "macos": "darwin"}[os_name]
+    machine = {"amd64": "AMD64", "arm64": "arm64"}.get(arch, arch)
+    return f"sys_platform == '{sys_platform}' and platform_machine == '{machine}'"
+
+
+def _requirements(plan: Plan) -> str:
+    lines = [f"# {_header(plan)}"]
+    if plan.find_links is not None:
+        lines.append(f"--find-links {plan.find_links}")
+    elif plan.index_url is not None:
+        lines.append(f"--index-url {plan.index_url}")
+    if plan.pre:
+        lines.append("--pre")
+    lines += list(plan.packages)
+    return "\n".join(lines) + "\n"
+
+
+def _poetry(plan: Plan) -> str:
+    if plan.find_links is not None:
+        raise EnvsetupError(
+            "poetry cannot use a flat --find-links directory as a package source",
+            hint="use a PEP 503 mirror with --index-url-base, or --installer pip/uv",
+        )
+    lines = [f"# {_header(plan)}"]
+    if plan.index_url is not None:
+        lines += [
+            "[[tool.poetry.source]]",
+            f"name = {_toml(_index_name(plan))}",
+            f"url = {_toml(plan.index_url)}",
+            'priority = "explicit"',
+            "",
+        ]
+    lines.append("[tool.poetry.dependencies]")
+    for pin in plan.packages:
+        name, spec = _split(pin)
+        fields = [f"version = {_toml(spec.removeprefix('==') or '*')}"]
+        if plan.index_url is not None:
+            fields.append(f"source = {_toml(_index_name(plan))}")
+        if plan.pre:
+            fields.append("allow-prereleases = true")
+        lines.append(f"{name} = {{ {', '.join(fields)} }}")
+    return "\n".join(lines) + "\n"
+
+
+def _pixi(plan: Plan) -> str:
+    lines = [f"# {_header(plan)}"]
+    if plan.find_links is not None or plan.pre:
+        lines.append("[pypi-options]")
+        if plan.find_links is not None:
+            lines.append(f"find-links = [{{ url = {_toml(plan.find_links)} }}]")
+        if plan.pre:
+            lines.append('prerelease-mode = "allow"')
+        lines.append("")
+    lines.append("[pypi-dependencies]")
+    for pin in plan.packages:
+        name, spec = _split(pin)
+        fields = [f"version = {_toml(spec or '*')}"]
+        if plan.index_url is not None and plan.find_links is None:
+            fields.append(f"index = {_toml(plan.index_url)}")
+        lines.append(f"{name} = {{ {', '.join(fields)} }}")
+    return "\n".join(lines) + "\n"
+
+
+def _conda(plan: Plan) -> str:
+    # JSON strings are valid YAML scalars: no pin or URL can break the document.
+    pip_lines: list[str] = []
+    if plan.find_links is not None:
+        pip_lines.append(f"--find-links {plan.find_links}")
+    elif plan.index_url is not None:
+        pip_lines.append(f"--index-url {plan.index_url}")
+    if plan.pre:
+        pip_lines.append("--pre")
+    pip_lines += list(plan.packages)
+    lines = [
+        f"# {_header(plan)}",
+        "name: torch",
+        "channels:",
+        "  - conda-forge",
+        "dependencies:",
+        f"  - python={plan.python.removesuffix('t')}",
+        "  - pip",
+        "  - pip:",
+    ]
+    lines += [f"      - {json.dumps(item)}" for item in pip_lines]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,792 @@
+"""Pure decisions: from a Machine and a Request to a Plan, with a reason for every choice.
+
+The rules (README "How envsetup chooses"): the driver's minor-version-compatibility floor is a
+hard limit; every visible GPU's compute capability must be in the wheel; a wheel must exist for
+the Python and platform; the newest torch wins, then the best variant for it; companions are
+pinned to their paired versions from the same index. Facts come from `envsetup.matrices`; this
+module only applies them, and never runs a subprocess.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
+
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from packaging.utils import canonicalize_name
+from packaging.version import InvalidVersion, Version
+
+from envsetup.errors import EnvsetupError, UsageError
+from envsetup.machine import Gpu, Machine
+from envsetup.plan import TORCH_FAMILY, Plan, Request
+from envsetup.variants import Variant, parse_variant
+
+if TYPE_CHECKING:
+    from envsetup.matrices import Matrices, Release
+
+__all__ = [
+    "COMPANIONS",
+    "NoCompatibleBuild",
+    "driver_at_least",
+    "parse_companions",
+    "parse_torch_spec",
+    "resolve",
+    "visible_gpus",
+]
+
+#: Packages `--with` accepts; each is pinned to the version paired with the chosen torch.
+COMPANIONS = tuple(name for name in TORCH_FAMILY if name != "torch")
+
+_SAFE_SCHEMES = ("https://", "file://")
+
+
+class NoCompatibleBuild(EnvsetupError):
+    """No torch build satisfies the machine and the request; the hint lists what would."""
+
+
+# --------------------------------------------------------------------------- request parsing
+
+
+def parse_torch_spec(text: str | None) -> SpecifierSet:
+    """`2.5.1` → ==2.5.1, `2.5` → ==2.5.*, or any PEP 440 specifier / `torch<2.6` requirement."""
+    if text is None or not text.strip():
+        return SpecifierSet()
+    value = text.strip()
+    try:
+        version = Version(value)
+    except InvalidVersion:
+        pass
+    else:
+        if len(version.release) == 2 and not version.is_prerelease and not version.local:
+            return SpecifierSet(f"=={value}.*")
+        return SpecifierSet(f"=={value}")
+    try:
+        if value[0].isalpha():
+            requirement = Requirement(value)
+            if canonicalize_name(requirement.name) != "torch":
+                raise UsageError(
+                    f"--torch {value!r} names {requirement.name!r}; expected a torch version "
+                    "or specifier such as 2.5.1, '>=2.4,<2.6' or 'torch~=2.5.0'"
+                )
+            return requirement.specifier
+        return SpecifierSet(value)
+    except (InvalidSpecifier, InvalidRequirement) as error:
+        raise UsageError(
+            f"--torch {value!r} is not a valid PEP 440 version or specifier ({error})",
+            hint="use an exact version (2.5.1) or a specifier ('>=2.4,<2.6')",
+        ) from None
+
+
+def parse_companions(items: Iterable[str]) -> dict[str, SpecifierSet]:
+    """`torchvision`, `torchaudio>=2.5` → {name: specifier}; anything else is a usage error."""
+    companions: dict[str, SpecifierSet] = {}
+    for item in items:
+        if not item.strip():
+            continue
+        try:
+            requirement = Requirement(item.strip())
+        except InvalidRequirement as error:
+            raise UsageError(
+                f"--with {item!r} is not a valid PEP 440 requirement ({error})",
+                hint="list companions by name, e.g. --with torchvision,torchaudio",
+            ) from None
+        name = canonicalize_name(requirement.name)
+        if name not in COMPANIONS:
+            raise UsageError(
+                f"--with {item!r}: envsetup pins only {', '.join(COMPANIONS)}",
+                hint="install other packages with your usual installer after torch",
+            )
+        companions[name] = requirement.specifier
+    return companions
+
+
+def _check_url(url: str, what: str, allow_insecure: bool) -> str:
+    if not allow_insecure and not url.startswith(_SAFE_SCHEMES):
+        raise UsageError(
+            f"{what} {url!r} is neither https:// nor file://",
+            hint="use an https mirror, or pass --allow-insecure-index if you trust this network",
+        )
+    if any(char.isspace() for char in url):
+        raise UsageError(f"{what} {url!r} contains whitespace; expected a URL")
+    return url.rstrip("/")
+
+
+# --------------------------------------------------------------------------- rule functions
+
+
+def driver_at_least(driver: str, floor: str) -> bool:
+    """Compare NVIDIA driver versions numerically ("535.104.05" ≥ "525.60.13")."""
+    return _numbers(driver) >= _numbers(floor)
+
+
+def _numbers(version: str) -> tuple[int, ...]:
+    parts = tuple(int(part) for part in version.split(".") if part.isdigit())
+    return parts + (0,) * (3 - len(parts))
+
+
+def _cuda_tuple(text: str) -> tuple[int, int]:
+    major, _, minor = text.partition(".")
+    return int(major), int(minor.split(".")[0] or 0)
+
+
+def _sm(capability: str) -> str:
+    """ "8.6" → "sm_86", the spelling of `torch.cuda.get_arch_list()`."""
+    major, _, minor = capability.partition(".")
+    return f"sm_{major}{minor or 0}"
+
+
+def visible_gpus(machine: Machine) -> tuple[tuple[Gpu, ...], tuple[str, ...]]:
+    """The GPUs CUDA_VISIBLE_DEVICES leaves visible (indexes, GPU-/MIG- UUIDs), plus notes."""
+    if machine.visible_gpus is None:
+        return machine.gpus, ()
+    chosen: list[Gpu] = []
+    notes: list[str] = []
+    for entry in machine.visible_gpus:
+        token = entry.strip()
+        found = None
+        for gpu in machine.nvidia_gpus:
+            mig_uuids = {mig.uuid for mig in gpu.mig_devices if mig.uuid}
+            if (
+                token == str(gpu.index)
+                or (gpu.uuid and gpu.uuid.startswith(token) and token.startswith("GPU-"))
+                or token in mig_uuids
+            ):
+                found = gpu
+        if found is None:
+            notes.append(f"CUDA_VISIBLE_DEVICES entry {token!r} matches no detected GPU")
+        elif found not in chosen:
+            chosen.append(found)
+    others = tuple(gpu for gpu in machine.gpus if gpu.vendor != "nvidia")
+    hidden = len(machine.nvidia_gpus) - len(chosen)
+    if hidden:
+        notes.append(
+            f"CUDA_VISIBLE_DEVICES hides {hidden} of {len(machine.nvidia_gpus)} NVIDIA GPU(s); "
+            "only the visible ones count"
+        )
+    return tuple(chosen) + others, tuple(notes)
+
+
+def _describe_gpu(gpu: Gpu) -> str:
+    name = gpu.name or "unnamed GPU"
+    return f"GPU {gpu.index} ({name})"
+
+
+# --------------------------------------------------------------------------- resolution
+
+
+@dataclass
+class _Context:
+    """What the rules need to know about this machine, computed once."""
+
+    machine: Machine
+    request: Request
+    matrices: Matrices
+    platform: str
+    os: str
+    python: str
+    gpus: tuple[Gpu, ...]
+    target: str  # "cuda" | "rocm" | "xpu" | "cpu"
+    forced: Variant | None  # an exact variant the user forced
+    max_cuda: str | None
+    driver: str | None
+    base: str  # index URL base (PyTorch's or a mirror)
+    links: str | None  # flat find-links base of a mirror
+    reasons: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def nvidia(self) -> tuple[Gpu, ...]:
+        return tuple(gpu for gpu in self.gpus if gpu.vendor == "nvidia")
+
+    @property
+    def amd(self) -> tuple[Gpu, ...]:
+        return tuple(gpu for gpu in self.gpus if gpu.vendor == "amd")
+
+
+@dataclass(frozen=True)
+class _Choice:
+    """A variant that passed every rule for one release, with why it was picked."""
+
+    variant: Variant
+    reasons: tuple[str, ...]
+    warnings: tuple[str, ...] = ()
+
+
+def resolve(
+    machine: Machine,
+    request: Request,
+    matrices: Matrices | None = None,
+    *,
+    installed: dict[str, str] | None = None,
+) -> Plan:
+    """Decide the exact wheels and index for `machine`, or raise NoCompatibleBuild."""
+    if matrices is None:
+        from envsetup.matrices import load
+
+        matrices = load()
+    spec = parse_torch_spec(request.torch)
+    companions = parse_companions(request.with_)
+    base = _check_url(request.index_url_base, "--index-url-base", request.allow_insecure_index)
+    links = (
+        None
+        if request.find_links_base is None
+        else _check_url(request.find_links_base, "--find-links-base", request.allow_insecure_index)
+    )
+    if request.policy not in ("compat", "strict"):
+        raise UsageError(f"--policy {request.policy!r}: expected compat or strict")
+    if request.channel not in ("stable", "test", "nightly"):
+        raise UsageError(f"--channel {request.channel!r}: expected stable, test or nightly")
+    context = _context(machine, request, matrices, base, links)
+    if installed:
+        for name in COMPANIONS:
+            if name in installed and name not in companions:
+                companions[name] = SpecifierSet()
+                context.reasons.append(
+                    f"{name} {installed[name]} is installed in the target environment; "
+                    "it is re-pinned so it keeps matching torch"
+                )
+    if request.channel != "stable":
+        plan = _channel_plan(context, spec, companions)
+    else:
+        plan = _stable_plan(context, spec, companions)
+    return _with_installed(plan, installed or {})
+
+
+def _context(
+    machine: Machine, request: Request, matrices: Matrices, base: str, links: str | None
+) -> _Context:
+    gpus, notes = visible_gpus(machine)
+    backend = request.backend
+    reasons: list[str] = []
+    if backend == "auto" and machine.backend_override:
+        backend = machine.backend_override
+        reasons.append(f"backend {backend} forced by the environment (ENVSETUP_BACKEND or similar)")
+    elif backend != "auto":
+        reasons.append(f"backend {backend} requested with --backend")
+    forced: Variant | None = None
+    os_name = machine.platform.os
+    if backend in ("cuda", "rocm"):
+        target = backend
+    elif backend == "auto":
+        target = _auto_target(machine, gpus, os_name, reasons)
+    else:
+        try:
+            forced = parse_variant(backend)
+        except ValueError as error:
+            raise UsageError(f"--backend: {error}") from None
+        target = forced.kind
+    if os_name == "macos" and target != "cpu":
+        raise NoCompatibleBuild(
+            f"backend {backend} is not available on macOS: PyTorch publishes only PyPI wheels "
+            "(CPU and Apple MPS) for macOS",
+            hint="drop --backend, or plan for another machine with --platform",
+        )
+    if target == "rocm" and os_name != "linux":
+        raise NoCompatibleBuild(
+            f"ROCm builds exist only for Linux on download.pytorch.org, not {machine.platform.key}",
+            hint="use --backend cpu, or plan for a Linux machine",
+        )
+    max_cuda, driver_reason = _driver_max_cuda(machine, matrices)
+    if target == "cuda" and driver_reason:
+        reasons.append(driver_reason)
+    return _Context(
+        machine=machine,
+        request=request,
+        matrices=matrices,
+        platform=machine.platform.key,
+        os=os_name,
+        python=machine.platform.python,
+        gpus=gpus,
+        target=target,
+        forced=forced,
+        max_cuda=max_cuda,
+        driver=machine.driver_version,
+        base=base,
+        links=links,
+        reasons=reasons,
+        warnings=list(notes),
+    )
+
+
+def _auto_target(machine: Machine, gpus: tuple[Gpu, ...], os_name: str, reasons: list[str]) -> str:
+    nvidia = [gpu for gpu in gpus if gpu.vendor == "nvidia"]
+    amd = [gpu for gpu in gpus if gpu.vendor == "amd"]
+    if os_name == "macos":
+        reasons.append("macOS: the PyPI wheels are the only builds and include Apple MPS")
+        return "cpu"
+    if nvidia or (machine.driver_version and not gpus and machine.visible_gpus is None):
+        return "cuda"
+    if amd:
+        if os_name != "linux":
+            reasons.append("AMD GPU on Windows: PyTorch publishes ROCm wheels only for Linux")
+            return "cpu"
+        return "rocm"
+    if machine.xpu:
+        return "xpu"
+    if machine.gpus and not gpus:
+        reasons.append("no GPU is visible (CUDA_VISIBLE_DEVICES hides them all): CPU build")
+    else:
+        reasons.append("no GPU found: CPU build")
+    return "cpu"
+
+
+def _driver_max_cuda(machine: Machine, matrices: Matrices) -> tuple[str | None, str | None]:
+    driver = machine.driver_version
+    if machine.cuda_version:
+        where = f"driver {driver}" if driver else "the driver"
+        return machine.cuda_version, (
+            f"{where} supports CUDA ≤ {machine.cuda_version} (the CUDA Version it reports)"
+        )
+    if driver:
+        cuda = matrices.max_cuda_for_driver(driver, machine.platform.os)
+        if cuda:
+            return cuda, f"driver {driver} supports CUDA ≤ {cuda} (NVIDIA's driver table)"
+        return None, f"driver {driver} is older than every CUDA release envsetup knows"
+    return None, None
+
+
+# --- rule 1: the driver
+
+
+def _driver_floor(context: _Context, variant: Variant) -> str | None:
+    """The minimum driver for a cuXY variant: the MVC floor of its major, else the toolkit's."""
+    major = variant.cuda_major
+    assert major is not None and variant.cuda is not None
+    matrices = context.matrices
+    floor = matrices.minor_compat_floor(major, context.os)
+    return floor if floor is not None else matrices.toolkit_driver(variant.cuda, context.os)
+
+
+def _driver_verdict(context: _Context, variant: Variant) -> str | None:
+    """Why the driver cannot run `variant`, or None when it can (rule 1)."""
+    cuda = _cuda_tuple(variant.cuda or "0.0")
+    strict = context.request.policy == "strict"
+    if strict and context.max_cuda is not None and cuda > _cuda_tuple(context.max_cuda):
+        return f"{variant} is newer than CUDA {context.max_cuda} (--policy strict)"
+    if context.driver is not None:
+        floor = _driver_floor(context, variant)
+        if floor is not None and not driver_at_least(context.driver, floor):
+            return f"{variant} needs driver ≥ {floor}"
+        if floor is None and context.max_cuda is None:
+            return f"no driver minimum is known for {variant}"
+        return None
+    if context.max_cuda is not None and cuda[0] > _cuda_tuple(context.max_cuda)[0]:
+        return f"{variant} needs a CUDA {cuda[0]}.x driver; this one supports {context.max_cuda}"
+    return None
+
+
+# --- rule 2: the GPUs
+
+
+def _gpu_verdict(
+    context: _Context, release: str, variant: Variant
+) -> tuple[str | None, tuple[str, ...]]:
+    """Why `variant` lacks code for some visible GPU (None when all are covered) + notes."""
+    if variant.kind == "cuda":
+        gpus = context.nvidia
+        archs = context.matrices.arch_list(release, variant.name, context.platform)
+        if not gpus:
+            return None, ()
+        known = [gpu for gpu in gpus if gpu.compute_capability]
+        notes = tuple(
+            f"compute capability of {_describe_gpu(gpu)} is unknown; cannot check that the "
+            "wheel has code for it (pass --compute-cap)"
+            for gpu in gpus
+            if not gpu.compute_capability
+        )
+        if archs is None:
+            if known:
+                notes += (
+                    f"the GPU architectures of torch {release} {variant} are not recorded; "
+                    "cannot confirm it has code for " + _sm_list(known),
+                )
+            return None, notes
+        missing = [gpu for gpu in known if not archs.covers(gpu.compute_capability or "")]
+        if missing:
+            return f"{variant} lacks code for {_sm_list(missing)}", notes
+        return None, notes
+    if variant.kind == "rocm":
+        targets = context.matrices.rocm_targets(variant.name)
+        amd = context.amd
+        unknown = tuple(
+            f"gfx target of {_describe_gpu(gpu)} is unknown; cannot check {variant} supports it"
+            for gpu in amd
+            if not gpu.arch
+        )
+        if targets is None:
+            return None, unknown
+        missing_gfx = sorted({gpu.arch for gpu in amd if gpu.arch and gpu.arch not in targets})
+        if missing_gfx:
+            return f"{variant} lacks {', '.join(missing_gfx)}", unknown
+        return None, unknown
+    return None, ()
+
+
+def _sm_list(gpus: Sequence[Gpu]) -> str:
+    names: list[str] = []
+    for gpu in gpus:
+        sm = _sm(gpu.compute_capability or "")
+        if sm not in names:
+            names.append(sm)
+    return " and ".join(names)
+
+
+# --- rule 3 + the choice of variant
+
+
+def _choose_variant(context: _Context, release: Release) -> tuple[_Choice | None, tuple[str, ...]]:
+    """The best variant of `release` for this machine, or None + why each was rejected."""
+    version = str(release.version)
+    offered = [parse_variant(name) for name in _variants(release, context.platform)]
+    candidates = [variant for variant in offered if _wanted(context, variant)]
+    if not candidates:
+        names = ", ".join(v.name for v in offered) or "none"
+        wanted = context.forced.name if context.forced else context.target
+        return None, (f"torch {version} has no {wanted} build for {context.platform} ({names})",)
+    rejected: list[str] = []
+    passing: list[tuple[Variant, tuple[str, ...]]] = []
+    for variant in candidates:
+        verdict = _driver_verdict(context, variant) if variant.kind == "cuda" else None
+        notes: tuple[str, ...] = ()
+        if verdict is None:
+            verdict, notes = _gpu_verdict(context, version, variant)
+        if verdict is None:
+            passing.append((variant, notes))
+        else:
+            rejected.append(verdict)
+    if not passing:
+        return None, tuple(rejected)
+    variant = _best(context, [item[0] for item in passing])
+    notes = dict(passing)[variant]
+    return _explain(context, version, variant, notes), tuple(rejected)
+
+
+def _wanted(context: _Context, variant: Variant) -> bool:
+    if context.forced is not None:
+        return variant == context.forced
+    return variant.kind == context.target
+
+
+def _best(context: _Context, variants: list[Variant]) -> Variant:
+    """Prefer the driver's own CUDA major, then the newest ≤ its maximum, then the nearest newer."""
+    if context.target != "cuda" or context.max_cuda is None:
+        return max(variants, key=lambda v: v.version)
+    limit = _cuda_tuple(context.max_cuda)
+
+    def key(variant: Variant) -> tuple[bool, bool, tuple[int, ...]]:
+        own_major = variant.version[0] == limit[0]
+        within = tuple(variant.version) <= limit
+        closeness = variant.version if within else tuple(-part for part in variant.version)
+        return own_major, within, closeness
+
+    return max(variants, key=key)
+
+
+def _explain(context: _Context, version: str, variant: Variant, notes: tuple[str, ...]) -> _Choice:
+    reasons: list[str] = []
+    warnings: list[str] = list(notes)
+    covered = [gpu for gpu in context.nvidia if gpu.compute_capability]
+    wheels_have = f" whose wheels include {_sm_list(covered)}" if covered else ""
+    if variant.kind == "cuda" and context.forced is None and context.max_cuda is not None:
+        if _cuda_tuple(variant.cuda or "0.0") <= _cuda_tuple(context.max_cuda):
+            reasons.append(
+                f"{variant} is the newest torch {version} variant ≤ {context.max_cuda}{wheels_have}"
+            )
+        else:
+            floor = _driver_floor(context, variant)
+            reasons.append(
+                f"no torch {version} variant ≤ {context.max_cuda}{wheels_have} fits; {variant} is "
+                f"the nearest newer CUDA {variant.cuda_major}.x build"
+            )
+            warnings.append(
+                f"{variant} is newer than the driver's CUDA {context.max_cuda}: it relies on CUDA "
+                f"{variant.cuda_major}.x minor-version compatibility (driver ≥ {floor}); PTX JIT "
+                "and run-time compilation (torch.compile/Triton) can need a newer driver; "
+                "--policy strict avoids this"
+            )
+    elif variant.kind == "cuda":
+        if context.forced is None:
+            reasons.append(f"{variant} is the newest torch {version} CUDA variant{wheels_have}")
+        if context.driver is None and context.max_cuda is None:
+            floor = _driver_floor(context, variant)
+            warnings.append(
+                f"the NVIDIA driver version is unknown: {variant} needs driver ≥ {floor} "
+                f"on {context.os}; pass --driver to check"
+            )
+    elif variant.kind == "rocm":
+        gfx = sorted({gpu.arch for gpu in context.amd if gpu.arch})
+        covers = f" and covers {', '.join(gfx)}" if gfx else ""
+        reasons.append(f"{variant} is the newest torch {version} ROCm variant{covers}")
+    elif variant.kind == "xpu":
+        reasons.append(f"Intel GPU: the xpu build of torch {version}")
+    return _Choice(variant, tuple(reasons), tuple(warnings))
+
+
+def _stable_plan(
+    context: _Context, spec: SpecifierSet, companions: dict[str, SpecifierSet]
+) -> Plan:
+    releases = [r for r in reversed(context.matrices.releases) if _matches(spec, r)]
+    if not releases:
+        known = ", ".join(str(r.version) for r in context.matrices.releases[-3:])
+        raise NoCompatibleBuild(
+            f"no torch release matches {spec}; the matrices know releases up to {known}",
+            hint="run `envsetup matrix` to list them, or `envsetup matrix update` to refresh",
+        )
+    skipped: list[str] = []
+    for release in releases:
+        found = _try_release(context, release, companions)
+        if isinstance(found, _Choice):
+            return _build_plan(context, release, found, companions, skipped)
+        skipped.append(f"torch {release.version}: " + "; ".join(found))
+    if context.target != "cpu" and context.forced is None and context.request.backend == "auto":
+        cpu_context = replace(context, target="cpu", reasons=list(context.reasons))
+        cpu_context.warnings = [
+            *context.warnings,
+            f"no {context.target.upper()} build fits this machine: "
+            + " / ".join(skipped[:2])
+            + "; planning the CPU build instead",
+        ]
+        return _stable_plan(cpu_context, spec, companions)
+    raise NoCompatibleBuild(
+        _failure_message(context, spec, skipped),
+        hint=_suggest(context, spec, companions),
+    )
+
+
+def _matches(spec: SpecifierSet, release: Release) -> bool:
+    return spec.contains(str(release.version), prereleases=True)
+
+
+def _try_release(
+    context: _Context, release: Release, companions: dict[str, SpecifierSet]
+) -> _Choice | list[str]:
+    """The choice for one release, or every reason it fails (rules 3, 5, then 1 and 2)."""
+    version = str(release.version)
+    pythons = _pythons(release, context.platform)
+    if context.python not in pythons:
+        shown = ", ".join(pythons) or "none"
+        return [f"no wheel for Python {context.python} on {context.platform} (has {shown})"]
+    problems = []
+    for name, wanted in companions.items():
+        paired = _companion(release, name)
+        if paired is None:
+            problems.append(f"{name} has no release paired with torch {version}")
+        elif not wanted.contains(paired, prereleases=True):
+            problems.append(f"{name} {paired} (paired with torch {version}) is not {wanted}")
+    if problems:
+        return problems
+    choice, rejected = _choose_variant(context, release)
+    if choice is None:
+        return list(rejected)
+    return choice
+
+
+def _failure_message(context: _Context, spec: SpecifierSet, skipped: list[str]) -> str:
+    what = f"torch{spec}" if str(spec) else "torch"
+    machine = f"{context.platform}, Python {context.python}"
+    if context.driver:
+        machine += f", driver {context.driver}"
+    gpus = [gpu for gpu in context.nvidia if gpu.compute_capability]
+    if gpus:
+        machine += f", {_sm_list(gpus)}"
+    shown = skipped[:4] + ([f"… and {len(skipped) - 4} older releases"] if len(skipped) > 4 else [])
+    return f"no {what} build fits this machine ({machine}):\n  " + "\n  ".join(shown)
+
+
+def _suggest(context: _Context, spec: SpecifierSet, companions: dict[str, SpecifierSet]) -> str:
+    """What would work instead: an older torch, a driver upgrade, CPU, fewer companions."""
+    ideas: list[str] = []
+    if str(spec):
+        try:
+            other = _stable_plan(context, SpecifierSet(), companions)
+        except NoCompatibleBuild:
+            pass
+        else:
+            ideas.append(f"torch {other.torch} ({other.variant}) works here: --torch {other.torch}")
+    upgrade = _driver_upgrade(context, spec)
+    if upgrade:
+        ideas.append(upgrade)
+    if companions:
+        ideas.append("drop --with " + ",".join(companions) + " to free the torch version")
+    if context.target != "cpu":
+        ideas.append("--backend cpu installs the CPU build")
+    return "; ".join(ideas) or "run `envsetup matrix` to see what exists"
+
+
+def _driver_upgrade(context: _Context, spec: SpecifierSet) -> str | None:
+    """'upgrade the driver to ≥ N' when only the driver stands between the GPUs and a build."""
+    if context.target != "cuda" or context.driver is None:
+        return None
+    for release in reversed(context.matrices.releases):
+        if not _matches(spec, release) or context.python not in _pythons(release, context.platform):
+            continue
+        floors = []
+        for name in _variants(release, context.platform):
+            variant = parse_variant(name)
+            if not _wanted(context, variant):
+                continue
+            if _gpu_verdict(context, str(release.version), variant)[0] is not None:
+                continue
+            floor = _driver_floor(context, variant)
+            if floor is not None:
+                floors.append((_numbers(floor), floor, variant))
+        if floors:
+            _, floor, variant = min(floors)
+            return f"upgrade the driver to ≥ {floor} for torch {release.version} ({variant})"
+    return None
+
+
+def _channel_plan(
+    context: _Context, spec: SpecifierSet, companions: dict[str, SpecifierSet]
+) -> Plan:
+    """Nightly/test builds are not in the matrices: pick the variant the newest release would."""
+    channel = context.request.channel
+    newest = context.matrices.releases[-1]
+    found = _try_release(context, newest, {})
+    if isinstance(found, _Choice):
+        variant = found.variant
+        reasons = list(found.reasons)
+    elif context.forced is not None:
+        variant, reasons = context.forced, []
+    else:
+        variant, reasons = Variant("cpu"), [f"no GPU build of torch {newest.version} fits"]
+    pins = [f"torch{spec}" if str(spec) else "torch"]
+    pins += [f"{name}{wanted}" if str(wanted) else name for name, wanted in companions.items()]
+    index = f"{context.base}/{channel}/{variant}"
+    return Plan(
+        torch=str(spec) if str(spec) else "latest",
+        variant=variant.name,
+        index_url=index,
+        find_links=None if context.links is None else f"{context.links}/{channel}/{variant}",
+        packages=tuple(pins),
+        platform=context.platform,
+        python=context.python,
+        policy=context.request.policy,
+        channel=channel,
+        pre=True,
+        reasons=(
+            *context.reasons,
+            *reasons,
+            f"{channel} channel: {index} with --pre",
+        ),
+        warnings=(
+            *context.warnings,
+            f"the {channel} channel is not in envsetup's matrices: the variant {variant} is "
+            f"chosen as for torch {newest.version} and is unverified for {channel} builds",
+        ),
+    )
+
+
+def _build_plan(
+    context: _Context,
+    release: Release,
+    choice: _Choice,
+    companions: dict[str, SpecifierSet],
+    skipped: list[str],
+) -> Plan:
+    version = str(release.version)
+    variant = choice.variant
+    pypi = _served_by_pypi(context, release, variant)
+    tag = "" if pypi or not _has_local_tag(context, release, variant) else f"+{variant}"
+    packages = [f"torch=={version}{tag}"]
+    reasons = [*context.reasons]
+    if skipped:
+        reasons.append(f"newer releases do not fit: {skipped[0]}")
+    reasons += choice.reasons
+    for name in companions:
+        paired = _companion(release, name)
+        packages.append(f"{name}=={paired}{tag}")
+        reasons.append(f"{name} {paired} is the release paired with torch {version}")
+    if pypi:
+        index_url = None
+        find_links = None
+        reasons.append(f"PyPI serves the {variant} build for {context.platform}")
+    else:
+        index_url = f"{context.base}/{variant}"
+        find_links = None if context.links is None else f"{context.links}/{variant}"
+        every = "every package" if companions else "torch"
+        reasons.append(f"{every} from {find_links or index_url} (never an extra index)")
+    return Plan(
+        torch=version,
+        variant=variant.name,
+        index_url=index_url,
+        find_links=find_links,
+        packages=tuple(packages),
+        platform=context.platform,
+        python=context.python,
+        policy=context.request.policy,
+        reasons=tuple(reasons),
+        warnings=(*context.warnings, *choice.warnings),
+        alternatives=tuple(_alternatives(context, release, variant)),
+    )
+
+
+def _alternatives(context: _Context, release: Release, chosen: Variant) -> list[str]:
+    version = str(release.version)
+    others: list[str] = []
+    for name in _variants(release, context.platform):
+        variant = parse_variant(name)
+        if variant == chosen or variant.kind != chosen.kind:
+            continue
+        if variant.kind == "cuda" and _driver_verdict(context, variant) is not None:
+            continue
+        if _gpu_verdict(context, version, variant)[0] is None:
+            others.append(f"torch {version} {variant}: --backend {variant}")
+    if chosen.kind != "cpu" and "cpu" in _variants(release, context.platform):
+        others.append(f"torch {version} CPU build: --backend cpu")
+    return others
+
+
+def _with_installed(plan: Plan, installed: dict[str, str]) -> Plan:
+    """Say what the plan replaces when the target environment has a different build."""
+    if not installed:
+        return plan
+    differing = []
+    same = []
+    for pin in plan.packages:
+        name, _, wanted = pin.partition("==")
+        have = installed.get(name)
+        if have is None:
+            continue
+        if wanted and Version(have) == Version(wanted):
+            same.append(f"{name} {have}")
+        else:
+            differing.append(f"{name}=={have}")
+    reasons = list(plan.reasons)
+    if same:
+        reasons.append("already installed: " + ", ".join(same))
+    if not differing:
+        return replace(plan, reasons=tuple(reasons))
+    reasons.append(
+        "replaces " + ", ".join(differing) + " installed in the target environment "
+        "(a different build; the commands force the reinstall)"
+    )
+    return replace(plan, replaces=", ".join(differing), reasons=tuple(reasons))
+
+
+# --------------------------------------------------------------------------- matrices access
+
+
+def _variants(release: Release, platform: str) -> tuple[str, ...]:
+    return tuple(release.variants.get(platform, ()))
+
+
+def _pythons(release: Release, platform: str) -> tuple[str, ...]:
+    return release.pythons(platform)
+
+
+def _companion(release: Release, name: str) -> str | None:
+    return release.torchvision if name == "torchvision" else release.torchaudio
+
+
+def _served_by_pypi(context: _Context, release: Release, variant: Variant) -> bool:
+    """macOS wheels and Windows CPU wheels come from PyPI; Linux always uses the index."""
+    if context.os == "linux":
+        return False
+    return release.pypi_default.get(context.platform) == variant.name
+
+
+def _has_local_tag(context: _Context, release: Release, variant: Variant) -> bool:
+    return True
