@@ -29,6 +29,13 @@ def install_argv(
         argv = ["uv", "pip", "install", "--python", python]
     else:
         raise ValueError(f"unknown installer {installer!r}; expected one of {INSTALLERS}")
+    return argv + install_options(plan, installer=installer, reinstall=reinstall)
+
+
+def install_options(plan: Plan, *, installer: str = "pip", reinstall: bool = False) -> list[str]:
+    """The arguments after `pip install` / `uv pip install`: for tools that supply the command
+    themselves (nox's `session.install`, tox's install_command)."""
+    argv: list[str] = []
     if plan.find_links is not None:
         argv += ["--find-links", plan.find_links]
     elif plan.index_url is not None:
