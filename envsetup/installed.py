@@ -14,10 +14,10 @@ from importlib import metadata
 from envsetup.errors import EnvsetupError
 from envsetup.plan import TORCH_FAMILY
 
-__all__ = ["installed_versions"]
+__all__ = ["installed_versions", "interpreter_facts"]
 
 _SCRIPT = """\
-import json, sys
+import json, sys, sysconfig
 from importlib import metadata
 found = {}
 for name in sys.argv[1:]:
@@ -25,7 +25,9 @@ for name in sys.argv[1:]:
         found[name] = metadata.version(name)
     except metadata.PackageNotFoundError:
         pass
-print(json.dumps(found))
+ft = "t" if sysconfig.get_config_var("Py_GIL_DISABLED") else ""
+print(json.dumps({"python": "%d.%d%s" % (sys.version_info[0], sys.version_info[1], ft),
+                  "installed": found}))
 """
 
 
@@ -39,6 +41,11 @@ def installed_versions(python: str | None = None, *, timeout: float = 30.0) -> d
             except metadata.PackageNotFoundError:
                 continue
         return found
+    return interpreter_facts(python, timeout=timeout)[1]
+
+
+def interpreter_facts(python: str, *, timeout: float = 30.0) -> tuple[str, dict[str, str]]:
+    """("3.11" or "3.13t", installed torch-family versions) of another interpreter."""
     try:
         result = subprocess.run(
             [python, "-I", "-c", _SCRIPT, *TORCH_FAMILY],
@@ -62,7 +69,8 @@ def installed_versions(python: str | None = None, *, timeout: float = 30.0) -> d
         )
     try:
         data = json.loads(result.stdout.strip().splitlines()[-1])
-    except (json.JSONDecodeError, IndexError):
+        found = {str(name): str(version) for name, version in data["installed"].items()}
+    except (json.JSONDecodeError, IndexError, KeyError, TypeError, AttributeError):
         shown = result.stdout[-300:]
         raise EnvsetupError(f"{python!r} printed no package list: {shown!r}") from None
-    return {str(name): str(version) for name, version in data.items()}
+    return str(data["python"]), found

@@ -1,0 +1,208 @@
+"""`envsetup plan`: say which torch build to install, from where, and why — for this machine or
+one described by flags — and print the commands for the chosen installer and shell."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+from pathlib import Path
+
+from envsetup.errors import UsageError
+from envsetup.machine import Gpu, Machine, Platform
+from envsetup.plan import PYTORCH_INDEX_BASE, Plan, Request
+from envsetup.render import FORMATS, SHELLS, command_lines, render
+
+HELP = "Say which PyTorch build fits this (or a described) machine, and how to install it."
+
+PLATFORM_KEYS = ("linux-x86_64", "linux-aarch64", "windows-amd64", "macos-arm64", "macos-x86_64")
+_VERSION = re.compile(r"3\.\d{1,2}t?")
+
+#: Flags that describe another machine; any of them turns live detection off.
+_MACHINE_FLAGS = ("driver", "cuda", "compute_cap", "nvidia_smi_output", "platform", "gpu")
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    machine = parser.add_argument_group("machine (default: detect this one)")
+    machine.add_argument("--driver", metavar="VERSION", help="NVIDIA driver, e.g. 535.104.05")
+    machine.add_argument("--cuda", metavar="X.Y", help='the driver\'s "CUDA Version", e.g. 12.2')
+    machine.add_argument(
+        "--compute-cap", metavar="X.Y[,X.Y]", help="compute capability of each GPU: 8.6,9.0"
+    )
+    machine.add_argument(
+        "--nvidia-smi-output", metavar="FILE", help="a saved nvidia-smi output to plan for"
+    )
+    machine.add_argument(
+        "--python",
+        metavar="X.Y|PATH",
+        help="target Python version (3.11, 3.13t) or interpreter (its installed torch is read)",
+    )
+    machine.add_argument("--platform", choices=PLATFORM_KEYS, help="target OS and CPU")
+    machine.add_argument("--gpu", choices=("none",), help="plan for a machine without a GPU")
+    request = parser.add_argument_group("request")
+    request.add_argument("--torch", metavar="SPEC", help="torch version or PEP 440 specifier")
+    request.add_argument(
+        "--with",
+        dest="with_",
+        metavar="PKGS",
+        default="",
+        help="companions pinned to the paired versions: torchvision,torchaudio",
+    )
+    request.add_argument(
+        "--backend", default="auto", help="auto, cpu, cuda, cuXYZ, rocm, rocmX.Y or xpu"
+    )
+    request.add_argument("--policy", choices=("compat", "strict"), default="compat")
+    request.add_argument("--channel", choices=("stable", "test", "nightly"), default="stable")
+    request.add_argument(
+        "--index-url-base",
+        metavar="URL",
+        default=os.environ.get("ENVSETUP_INDEX_URL") or PYTORCH_INDEX_BASE,
+        help="PEP 503 mirror of download.pytorch.org/whl (env ENVSETUP_INDEX_URL)",
+    )
+    request.add_argument(
+        "--find-links-base", metavar="URL", help="mirror with flat per-variant directories"
+    )
+    request.add_argument(
+        "--allow-insecure-index", action="store_true", help="allow http:// index URLs"
+    )
+    output = parser.add_argument_group("output")
+    output.add_argument("--installer", choices=FORMATS, default="pip")
+    output.add_argument(
+        "--shell", choices=SHELLS, default="powershell" if os.name == "nt" else "posix"
+    )
+    output.add_argument("--json", action="store_true", help="one JSON document on stdout")
+
+
+def run(args: argparse.Namespace) -> int:
+    from envsetup.resolve import parse_companions, parse_torch_spec, resolve
+
+    # Bad specifiers are usage errors before any probing happens.
+    parse_torch_spec(args.torch)
+    companions = tuple(part.strip() for part in args.with_.split(",") if part.strip())
+    parse_companions(companions)
+    machine, installed = _machine(args)
+    request = Request(
+        torch=args.torch,
+        with_=companions,
+        backend=args.backend,
+        policy=args.policy,
+        channel=args.channel,
+        index_url_base=args.index_url_base,
+        find_links_base=args.find_links_base,
+        allow_insecure_index=args.allow_insecure_index,
+    )
+    plan = resolve(machine, request, installed=installed)
+    commands = command_lines(plan, args.installer, args.shell)
+    if args.json:
+        document = {**plan.to_json(), "installer": args.installer, "commands": commands}
+        if args.installer not in ("pip", "uv"):
+            document["snippet"] = render(plan, args.installer, args.shell)
+        print(json.dumps(document, indent=2, ensure_ascii=False))
+        return 0
+    print(_human(plan, args.installer, args.shell, commands))
+    return 0
+
+
+def _human(plan: Plan, installer: str, shell: str, commands: list[str]) -> str:
+    """The commands first (what to do), then why, then what to watch and what else would work."""
+    if installer in ("pip", "uv"):
+        lines = list(commands)
+    else:
+        lines = [render(plan, installer, shell).rstrip(), "", "then run: " + commands[0]]
+    sections = {"why": plan.reasons, "warnings": plan.warnings, "alternatives": plan.alternatives}
+    for title, items in sections.items():
+        if items:
+            lines += ["", f"{title}:"] + [f"  - {item}" for item in items]
+    return "\n".join(lines)
+
+
+def _machine(args: argparse.Namespace) -> tuple[Machine, dict[str, str] | None]:
+    """The machine to plan for, and the torch builds installed in the target environment."""
+    python, installed = _target_python(args.python)
+    if not any(getattr(args, name) is not None for name in _MACHINE_FLAGS):
+        from envsetup.detect import detect
+
+        machine = detect()
+        if python is not None:
+            machine = _with_python(machine, python)
+        if installed is None:
+            from envsetup.installed import installed_versions
+
+            installed = installed_versions()
+        return machine, installed
+    return _described(args, python), installed
+
+
+def _target_python(value: str | None) -> tuple[str | None, dict[str, str] | None]:
+    if value is None:
+        return None, None
+    if _VERSION.fullmatch(value):
+        return value, None
+    if not (os.sep in value or "/" in value or Path(value).suffix == ".exe" or "python" in value):
+        raise UsageError(
+            f"--python {value!r} is neither a version like 3.11 / 3.13t nor an interpreter path"
+        )
+    from envsetup.installed import interpreter_facts
+
+    return interpreter_facts(value)
+
+
+def _with_python(machine: Machine, python: str) -> Machine:
+    from dataclasses import replace
+
+    return replace(machine, platform=replace(machine.platform, python=python))
+
+
+def _described(args: argparse.Namespace, python: str | None) -> Machine:
+    """A machine built from flags, for planning a machine other than this one."""
+    from envsetup.probe.host import python_tag
+    from envsetup.probe.overrides import normalise_capabilities, normalise_cuda, normalise_driver
+
+    if args.platform is not None:
+        os_name, _, arch = args.platform.partition("-")
+        platform = Platform(os=os_name, arch=arch, python=python or python_tag())
+    else:
+        from envsetup.probe.host import current_platform
+
+        platform = current_platform()
+        if python is not None:
+            platform = Platform(platform.os, platform.arch, python, platform.libc, platform.wsl)
+    if args.gpu == "none":
+        flags = _MACHINE_FLAGS[:4]
+        given = [f"--{name.replace('_', '-')}" for name in flags if getattr(args, name)]
+        if given:
+            raise UsageError(f"--gpu none contradicts {', '.join(given)}")
+        return Machine(platform=platform)
+    machine = Machine(platform=platform)
+    if args.nvidia_smi_output is not None:
+        machine = _from_smi(args.nvidia_smi_output, platform)
+    driver, cuda, gpus = machine.driver_version, machine.cuda_version, machine.gpus
+    try:
+        if args.driver is not None:
+            driver = normalise_driver(args.driver)
+        if args.cuda is not None:
+            cuda = normalise_cuda(args.cuda)
+        if args.compute_cap is not None:
+            caps = normalise_capabilities(args.compute_cap)
+            gpus = tuple(Gpu(index=i, compute_capability=cc) for i, cc in enumerate(caps))
+    except ValueError as error:
+        raise UsageError(
+            f"invalid machine flag value {str(error)!r}",
+            hint="expected --driver 535.104.05, --cuda 12.2, --compute-cap 8.6[,9.0]",
+        ) from None
+    from dataclasses import replace
+
+    return replace(machine, driver_version=driver, cuda_version=cuda, gpus=gpus)
+
+
+def _from_smi(path: str, platform: Platform) -> Machine:
+    try:
+        text = Path(path).read_text(encoding="utf-8", errors="replace")
+    except OSError as error:
+        raise UsageError(
+            f"--nvidia-smi-output {path!r}: cannot read it ({error.strerror})"
+        ) from None
+    from envsetup.detect import machine_from_nvidia_smi
+
+    return machine_from_nvidia_smi(text, platform=platform)
