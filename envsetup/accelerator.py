@@ -1,0 +1,403 @@
+"""What torch can use in this process, and whether a `gpu` test's conditions hold.
+
+Plain functions so the pytest plugin stays a thin layer of hooks and this logic is testable
+without pytest. Only `probe_torch` imports torch, and the plugin calls it only when a `gpu` test
+or the `device` fixture runs: a plugin module loaded on every pytest run must not pay the
+seconds `import torch` costs.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from packaging.version import InvalidVersion, Version
+
+from envsetup.machine import Gpu, Machine
+
+#: Backends a `gpu(backend=...)` marker may ask for. ROCm builds of torch use the "cuda" device.
+BACKENDS = ("cuda", "rocm", "mps")
+
+MARKER_ARGS = ("count", "min_memory", "min_capability", "min_cuda", "backend")
+
+_UNITS = {
+    "": 1,
+    "b": 1,
+    "kb": 10**3,
+    "mb": 10**6,
+    "gb": 10**9,
+    "tb": 10**12,
+    "kib": 2**10,
+    "mib": 2**20,
+    "gib": 2**30,
+    "tib": 2**40,
+}
+_KIND_LABELS = {"cpu": "CPU-only", "cuda": "CUDA", "rocm": "ROCm", "xpu": "XPU"}
+_MEMORY = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*$", re.IGNORECASE)
+_DEVICE = re.compile(r"^(cpu|mps|cuda(:\d+)?)$")
+
+
+@dataclass(frozen=True)
+class TorchDevice:
+    """One GPU as torch reports it (indices are torch's, i.e. after *_VISIBLE_DEVICES)."""
+
+    index: int
+    name: str
+    memory_bytes: int
+    capability: tuple[int, int]
+
+
+@dataclass(frozen=True)
+class TorchView:
+    """What the installed torch can use here; `problem` says why importing it failed."""
+
+    version: str | None
+    cuda: str | None = None
+    hip: str | None = None
+    devices: tuple[TorchDevice, ...] = ()
+    arch_list: tuple[str, ...] = ()
+    mps: bool = False
+    problem: str | None = None
+
+    @property
+    def backend(self) -> str | None:
+        """The accelerator torch can use: "cuda", "rocm", "mps", or None."""
+        if self.devices:
+            return "rocm" if self.hip else "cuda"
+        return "mps" if self.mps else None
+
+    @property
+    def build(self) -> str:
+        if self.cuda:
+            return f"CUDA {self.cuda} build"
+        if self.hip:
+            return f"ROCm {self.hip} build"
+        return "CPU-only build"
+
+
+@dataclass(frozen=True)
+class GpuRequirement:
+    """The conditions of one `@pytest.mark.gpu(...)`, validated."""
+
+    count: int = 1
+    min_memory: int | None = None  # bytes
+    min_capability: tuple[int, int] | None = None
+    min_cuda: tuple[int, int] | None = None
+    backend: str | None = None
+
+
+class DeviceUnavailable(Exception):
+    """A device was asked for (by option, marker or parameter) that torch cannot use here."""
+
+
+def probe_torch() -> TorchView:
+    """Import torch and ask it what it can use; never raises (a broken torch is a finding)."""
+    # NVML-based availability checks do not create a CUDA context, so forks stay safe.
+    os.environ.setdefault("PYTORCH_NVML_BASED_CUDA_CHECK", "1")
+    try:
+        import torch
+    except Exception as exc:  # a missing or broken install is what we report, not a crash
+        return TorchView(version=None, problem=f"import torch failed: {exc}")
+    version = str(torch.__version__)
+    cuda, hip = torch.version.cuda, getattr(torch.version, "hip", None)
+    devices: list[TorchDevice] = []
+    arch_list: tuple[str, ...] = ()
+    if torch.cuda.is_available():
+        for index in range(torch.cuda.device_count()):
+            props = torch.cuda.get_device_properties(index)
+            capability = (int(props.major), int(props.minor))
+            devices.append(TorchDevice(index, props.name, int(props.total_memory), capability))
+        arch_list = tuple(torch.cuda.get_arch_list())
+    mps_module = getattr(torch.backends, "mps", None)
+    mps = bool(mps_module is not None and mps_module.is_available())
+    return TorchView(version, cuda, hip, tuple(devices), arch_list, mps)
+
+
+def parse_memory(value: object) -> int:
+    """Bytes from 20 * 2**30, "20GiB", "20 GB" or "512MiB" (GB = 10**9, GiB = 2**30)."""
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return value
+    match = _MEMORY.match(value) if isinstance(value, str) else None
+    if match is None or match.group(2).lower() not in _UNITS:
+        raise ValueError(f"min_memory={value!r} is not a size; expected e.g. '20GiB' or '16GB'")
+    size = int(float(match.group(1)) * _UNITS[match.group(2).lower()])
+    if size <= 0:
+        raise ValueError(f"min_memory={value!r} must be more than zero")
+    return size
+
+
+def _parse_pair(name: str, value: object) -> tuple[int, int]:
+    """(8, 0) from "8.0", 8.0, "8" or (8, 0)."""
+    if isinstance(value, tuple) and len(value) == 2 and all(isinstance(v, int) for v in value):
+        return (value[0], value[1])
+    if isinstance(value, (str, float, int)) and not isinstance(value, bool):
+        match = re.fullmatch(r"(\d+)(?:\.(\d+))?", str(value).strip())
+        if match:
+            return (int(match.group(1)), int(match.group(2) or 0))
+    raise ValueError(f"{name}={value!r} is not a version; expected e.g. '8.0'")
+
+
+def requirement_from_marker(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> GpuRequirement:
+    """Validate `gpu(...)` arguments; `gpu(2)` is short for `gpu(count=2)`."""
+    if len(args) > 1 or (args and "count" in kwargs):
+        raise ValueError("takes at most one positional argument, the GPU count")
+    unknown = sorted(set(kwargs) - set(MARKER_ARGS))
+    if unknown:
+        raise ValueError(f"unknown argument {unknown[0]!r}; expected {', '.join(MARKER_ARGS)}")
+    count = args[0] if args else kwargs.get("count", 1)
+    if not isinstance(count, int) or isinstance(count, bool) or count < 1:
+        raise ValueError(f"count={count!r} must be a positive integer")
+    backend = kwargs.get("backend")
+    if backend is not None and backend not in BACKENDS:
+        raise ValueError(f"backend={backend!r}; expected one of {', '.join(BACKENDS)}")
+    memory, capability, cuda = (kwargs.get(k) for k in ("min_memory", "min_capability", "min_cuda"))
+    return GpuRequirement(
+        count=count,
+        min_memory=None if memory is None else parse_memory(memory),
+        min_capability=None if capability is None else _parse_pair("min_capability", capability),
+        min_cuda=None if cuda is None else _parse_pair("min_cuda", cuda),
+        backend=backend,
+    )
+
+
+def _gib(size: int) -> str:
+    return f"{size / 2**30:.1f} GiB".replace(".0 GiB", " GiB")
+
+
+def _dotted(pair: tuple[int, int]) -> str:
+    return f"{pair[0]}.{pair[1]}"
+
+
+def unmet(requirement: GpuRequirement, view: TorchView) -> list[str]:
+    """Only the conditions that do not hold, each in words ("needs 2 GPUs, 1 visible")."""
+    backend = view.backend
+    if requirement.backend and requirement.backend != backend:
+        return [f"needs a {requirement.backend.upper()} device, torch can use {backend or 'none'}"]
+    missing: list[str] = []
+    if backend == "mps":
+        if requirement.count > 1:
+            missing.append(f"needs {requirement.count} GPUs, MPS is one device")
+        asked = [
+            name
+            for name in ("min_memory", "min_capability", "min_cuda")
+            if getattr(requirement, name)
+        ]
+        missing += [f"{name} applies to CUDA/ROCm GPUs, torch uses MPS" for name in asked]
+        return missing
+    devices = view.devices
+    if len(devices) < requirement.count:
+        plural = "GPU" if requirement.count == 1 else "GPUs"
+        missing.append(f"needs {requirement.count} {plural}, {len(devices)} visible")
+    used = devices[: requirement.count]
+    if requirement.min_memory is not None:
+        small = [d for d in used if d.memory_bytes < requirement.min_memory]
+        missing += [
+            f"needs {_gib(requirement.min_memory)} GPU memory, cuda:{d.index} ({d.name}) has "
+            f"{_gib(d.memory_bytes)}"
+            for d in small
+        ]
+    if requirement.min_capability is not None and backend == "cuda":
+        old = [d for d in used if d.capability < requirement.min_capability]
+        missing += [
+            f"needs compute capability {_dotted(requirement.min_capability)}, cuda:{d.index} "
+            f"({d.name}) is {_dotted(d.capability)}"
+            for d in old
+        ]
+    if requirement.min_cuda is not None:
+        built = _parse_pair("torch.version.cuda", view.cuda) if view.cuda else None
+        if built is None or built < requirement.min_cuda:
+            have = f"torch {view.version} is a {view.build}"
+            missing.append(f"needs CUDA {_dotted(requirement.min_cuda)}, {have}")
+    if backend == "cuda" and view.arch_list:
+        for d in used:
+            if not _covers(view.arch_list, d.capability):
+                missing.append(
+                    f"torch {view.version} has no kernels for sm_{d.capability[0]}{d.capability[1]}"
+                    f" ({d.name}); its wheels hold {', '.join(view.arch_list)}"
+                )
+    return missing
+
+
+def _covers(arch_list: tuple[str, ...], capability: tuple[int, int]) -> bool:
+    """Read torch's own arch list ("sm_90", "compute_90") with the matrices' coverage rule."""
+    from envsetup.matrices import ArchList
+
+    archs = [re.fullmatch(r"(sm|compute)_(\d+)(\d)", arch) for arch in arch_list]
+    sm = tuple(f"{m[2]}.{m[3]}" for m in archs if m and m[1] == "sm")
+    ptx = [f"{m[2]}.{m[3]}" for m in archs if m and m[1] == "compute"]
+    listed = ArchList("", "", (), sm, ptx[-1] if ptx else None, "torch.cuda.get_arch_list()")
+    return listed.covers(_dotted(capability))
+
+
+def parse_device_setting(value: str, source: str) -> tuple[str, ...]:
+    """("auto",), ("all",) or concrete devices ("cpu", "cuda:0", ...) from `--device` & co."""
+    value = value.strip()
+    if value in ("auto", "all"):
+        return (value,)
+    devices = tuple(part.strip() for part in value.split(",") if part.strip())
+    bad = [d for d in devices if not _DEVICE.match(d)]
+    if not devices or bad:
+        raise ValueError(
+            f"invalid device {value!r} (from {source}); expected auto, all, cpu, cuda, cuda:N, mps "
+            "or a comma-separated list such as 'cpu,cuda:0'"
+        )
+    return devices
+
+
+def accelerator_device(view: TorchView) -> str | None:
+    """The device an accelerated test gets: the first GPU ("cuda:0", the worker's own under
+    xdist), else MPS."""
+    if view.devices:
+        return "cuda:0"
+    return "mps" if view.mps else None
+
+
+def check_device(name: str, view: TorchView) -> str:
+    """`name` made concrete ("cuda" -> "cuda:0") if torch can use it, else DeviceUnavailable."""
+    if name == "cpu":
+        return name
+    if name == "mps":
+        if not view.mps:
+            raise DeviceUnavailable("mps was asked for, but torch cannot use MPS here")
+        return name
+    index = int(name.partition(":")[2] or 0)
+    if index >= len(view.devices):
+        seen = len(view.devices)
+        raise DeviceUnavailable(f"{name} was asked for, but torch sees {seen} CUDA device(s)")
+    return f"cuda:{index}"
+
+
+def devices_from_machine(machine: Machine) -> tuple[str, ...]:
+    """The devices `--device all` runs over, decided from probes only (no torch), so every
+    xdist worker collects the same tests: cpu, one cuda:N per visible GPU, mps on Apple."""
+    from envsetup.resolve import visible_gpus
+
+    count = len(visible_gpus(machine)[0])
+    return ("cpu", *(f"cuda:{i}" for i in range(count)), *(("mps",) if machine.mps else ()))
+
+
+def worker_gpus(machine: Machine, environ: Mapping[str, str]) -> tuple[str, tuple[str, ...]]:
+    """The variable that pins a process to GPUs and the entries one xdist worker may get.
+
+    An outer CUDA_VISIBLE_DEVICES (or HIP_VISIBLE_DEVICES on AMD) list is honoured as written —
+    indices, GPU-UUIDs, MIG-UUIDs — so a worker never lands on a GPU the caller excluded. Without
+    one, each MIG instance counts as a device (CUDA uses one MIG instance per process).
+    """
+    variable = "HIP_VISIBLE_DEVICES" if machine.amd_gpus and not machine.nvidia_gpus else None
+    variable = variable or "CUDA_VISIBLE_DEVICES"
+    outer = environ.get(variable)
+    if outer is not None:
+        entries: list[str] = []
+        for entry in (part.strip() for part in outer.split(",")):
+            if not entry or entry.startswith("-"):
+                break  # the runtime ignores everything from the first invalid entry on
+            entries.append(entry)
+        return variable, tuple(entries)
+    return variable, tuple(entry for gpu in machine.gpus for entry in _gpu_entries(gpu))
+
+
+def _gpu_entries(gpu: Gpu) -> tuple[str, ...]:
+    migs = tuple(mig.uuid for mig in gpu.mig_devices if mig.uuid)
+    return migs if gpu.mig_enabled and migs else (str(gpu.index),)
+
+
+def torch_dist_build(version: str | None) -> str:
+    """Describe an installed torch from its version string alone (no import)."""
+    if version is None:
+        return "not installed"
+    local = version.partition("+")[2]
+    if local:
+        from envsetup.variants import parse_variant
+
+        try:
+            variant = parse_variant(local)
+        except ValueError:
+            return f"{local} build"
+        numbers = ".".join(map(str, variant.version))
+        return " ".join(filter(None, (_KIND_LABELS[variant.kind], numbers, "build")))
+    return "PyPI build"
+
+
+def expected_device(machine: Machine, build: str) -> str:
+    """The device `auto` should pick, guessed without importing torch (for the header)."""
+    if build.startswith(("CPU-only", "not installed")):
+        return "cpu"
+    if machine.gpus:
+        return "cuda:0"
+    return "mps" if machine.mps else "cpu"
+
+
+def describe_gpus(machine: Machine) -> str:
+    """ "NVIDIA H100 80GB HBM3" or "2x NVIDIA A100-SXM4-80GB, Tesla T4"."""
+    names: dict[str, int] = {}
+    for gpu in machine.gpus:
+        label = gpu.name or f"{gpu.vendor} GPU {gpu.index}"
+        names[label] = names.get(label, 0) + 1
+    return ", ".join(name if n == 1 else f"{n}x {name}" for name, n in names.items())
+
+
+def driver_summary(machine: Machine) -> str:
+    """ "driver 580.159.04, CUDA ≤ 13.0" with whatever is known."""
+    parts = []
+    if machine.driver_version:
+        parts.append(f"driver {machine.driver_version}")
+    if machine.cuda_version:
+        parts.append(f"CUDA ≤ {machine.cuda_version}")
+    return ", ".join(parts)
+
+
+def why_unusable(view: TorchView, machine: Machine, fix: str | None) -> str:
+    """Why torch uses no accelerator on this machine, and what to run about it."""
+    torch_name = f"torch {view.version}" if view.version else "torch"
+    if view.problem:
+        cause = view.problem
+    elif not machine.gpus:
+        return f"no usable GPU: {torch_name} ({view.build}) sees none and none was detected"
+    elif view.cuda is None and view.hip is None:
+        cause = f"{torch_name} is a CPU-only build"
+    elif machine.visible_gpus == ():
+        cause = f"CUDA_VISIBLE_DEVICES hides every GPU from {torch_name}"
+    elif view.cuda and machine.cuda_version and _newer(view.cuda, machine.cuda_version):
+        cause = (
+            f"{torch_name} is built for CUDA {view.cuda}, newer than the driver supports — "
+            "upgrade the driver or install a build for an older CUDA"
+        )
+    elif view.hip and not machine.amd_gpus:
+        cause = f"{torch_name} is a ROCm build, these GPUs need a CUDA build"
+    elif view.cuda and not machine.nvidia_gpus:
+        cause = f"{torch_name} is a CUDA build, these GPUs need a ROCm build"
+    else:
+        cause = f"{torch_name} ({view.build}) cannot use it"
+    where = driver_summary(machine)
+    present = f"{describe_gpus(machine)} present" + (f" ({where})" if where else "")
+    return f"{present}, but {cause}" + (f" — fix: {fix}" if fix else "")
+
+
+def _newer(left: str, right: str) -> bool:
+    try:
+        return Version(left) > Version(right)
+    except InvalidVersion:
+        return False
+
+
+def fix_command(machine: Machine, installed: str | None) -> str | None:
+    """The install command the planner gives for this machine, keeping the installed torch
+    release when a build of it fits, else the newest that does; None when nothing fits."""
+    from envsetup.errors import EnvsetupError
+    from envsetup.install_args import install_argv
+    from envsetup.plan import Request
+    from envsetup.resolve import resolve
+
+    wanted = [Request(torch=installed.partition("+")[0])] if installed else []
+    for request in [*wanted, Request()]:
+        try:
+            plan = resolve(machine, request)
+        except EnvsetupError:
+            continue
+        return shlex.join(install_argv(plan, python=sys.executable))
+    return None
