@@ -1,0 +1,431 @@
+"""Detect the live machine (or read a saved `nvidia-smi` paste) into a `Machine` with evidence.
+
+Probes run cheapest first and stop as soon as the facts are known: the kernel module's version
+files (microseconds), then NVML in-process (about 10 ms, every GPU fact at once), then libcuda
+for the CUDA version if NVML could not say, and `nvidia-smi` (20-100 ms) only for facts still
+missing or to diagnose a driver that does not answer. Overrides from the environment win over
+every probe, and each decision leaves evidence behind.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from envsetup.machine import Gpu, Machine, Platform
+from envsetup.probe.findings import Findings, now
+from envsetup.probe.host import current_platform
+from envsetup.probe.overrides import Override, read_overrides
+
+if TYPE_CHECKING:
+    from envsetup.nvidia_smi import SmiReport
+
+__all__ = ["detect", "machine_from_nvidia_smi"]
+
+
+def detect(
+    *,
+    root: Path = Path("/"),
+    environ: Mapping[str, str] | None = None,
+    timeout: float = 5.0,
+) -> Machine:
+    """Probe this machine. `root` relocates every file probe (tests build a fake tree there);
+    NVML and libcuda are then looked for only under `root`, never in the loader's path."""
+    env = os.environ if environ is None else environ
+    findings = Findings()
+    overrides = read_overrides(env, findings)
+    platform = current_platform(root, env, findings)
+    nvidia = _Nvidia(root, env, platform, timeout, findings)
+    nvidia.probe()
+    gpus = list(nvidia.gpus)
+    gpus.extend(
+        _amd_gpus(
+            root=root,
+            environ=env,
+            platform=platform,
+            first_index=len(gpus),
+            timeout=timeout,
+            findings=findings,
+        )
+    )
+    mps = platform.os == "macos" and platform.arch == "arm64"
+    if mps:
+        findings.record("mps", True, "platform macos-arm64 (Apple silicon)", now())
+    xpu = platform.os == "linux" and _intel_xpu(root, findings)
+    from envsetup.probe.nvidia import visible_devices
+
+    visible = visible_devices(env, findings)
+    driver, cuda = nvidia.driver, nvidia.cuda
+    driver, cuda, gpus = _apply_overrides(
+        overrides=overrides,
+        driver=driver,
+        cuda=cuda,
+        gpus=gpus,
+        platform=platform,
+        findings=findings,
+    )
+    _check_visible(visible, gpus, findings)
+    override = overrides.get("backend_override")
+    return Machine(
+        platform=platform,
+        driver_version=driver,
+        cuda_version=cuda,
+        gpus=tuple(gpus),
+        visible_gpus=visible,
+        device_nodes=nvidia.device_nodes,
+        mps=mps,
+        xpu=xpu,
+        backend_override=None if override is None else str(override.value),
+        evidence=tuple(findings.evidence),
+        warnings=tuple(findings.warnings),
+        errors=tuple(findings.problems),
+    )
+
+
+class _Nvidia:
+    """The NVIDIA part of detection: each step runs only while facts are still missing."""
+
+    def __init__(
+        self,
+        root: Path,
+        environ: Mapping[str, str],
+        platform: Platform,
+        timeout: float,
+        findings: Findings,
+    ) -> None:
+        self.root, self.environ, self.platform = root, environ, platform
+        self.timeout, self.findings = timeout, findings
+        self.driver: str | None = None
+        self.cuda: str | None = None
+        self.gpus: tuple[Gpu, ...] = ()
+        self.device_nodes: bool | None = None
+        self.smi_failed = False
+
+    def probe(self) -> None:
+        if self.platform.os not in ("linux", "windows"):
+            return
+        module_loaded = self.platform.os == "linux" and self._kernel_module()
+        if module_loaded or self.platform.wsl or self.platform.os == "windows":
+            self._nvml()
+            if self.cuda is None and self.driver is not None:
+                self._libcuda()
+        if not self.gpus or self.driver is None or self._missing_capability():
+            self._nvidia_smi(module_loaded)
+        if self.cuda is None and self.driver is not None:
+            self.cuda = derive_cuda(self.driver, self.platform.os, self.findings)
+        if self.driver is not None and not self.gpus and not self.findings.problems:
+            self.findings.warn(
+                f"NVIDIA driver {self.driver} is installed but no GPU could be listed "
+                "(NVML and nvidia-smi gave nothing)"
+            )
+
+    def _kernel_module(self) -> bool:
+        from envsetup.probe import nvidia
+
+        found = nvidia.sys_module_driver(self.root, self.findings) or nvidia.proc_driver(
+            self.root, self.findings
+        )
+        self.driver = found
+        self.device_nodes = nvidia.device_nodes(self.root, self.platform.wsl, self.findings)
+        if found and not self.device_nodes and not self.platform.wsl:
+            self.findings.warn(
+                f"the NVIDIA driver {found} is loaded on the host but this process sees no "
+                "/dev/nvidiactl or /dev/nvidia0: in a container, start it with the NVIDIA runtime "
+                "(`docker run --gpus all`) to reach the GPU"
+            )
+        return found is not None
+
+    def _missing_capability(self) -> bool:
+        return any(gpu.compute_capability is None for gpu in self.gpus)
+
+    def _libraries(self, stem: str) -> tuple[str, ...]:
+        from envsetup.probe.nvml import library_candidates
+
+        return library_candidates(stem, self.root, self.platform.os, self.platform.wsl)
+
+    def _nvml(self) -> None:
+        from envsetup.probe import nvml
+
+        started = now()
+        candidates = self._libraries("nvidia-ml")
+        report = nvml.query_nvml(candidates)
+        if report is None:
+            self.findings.record("gpus", None, "NVML (no libnvidia-ml / nvml.dll found)", started)
+            return
+        driver, cuda, gpus, problem = nvml.interpret(report)
+        source = f"NVML {report.library}"
+        if report.init_error is not None:
+            self.findings.record("gpus", None, f"{source}: {report.init_error[1]}", started)
+            if problem is None:
+                code, message = report.init_error
+                self.findings.warn(f"NVML could not start: {message} (error {code})")
+        else:
+            self.findings.record("gpus", len(gpus), source, started)
+            self.findings.record("driver_version", driver, source, started)
+            self.findings.record("cuda_version", cuda, source, started)
+            _record_capabilities(gpus, source, started, self.findings)
+        if problem is not None:
+            self.findings.problem(problem.kind, problem.message, problem.hint)
+        self.driver = self.driver or driver
+        self.cuda, self.gpus = cuda, gpus
+
+    def _libcuda(self) -> None:
+        from envsetup.probe import nvml
+
+        started = now()
+        answer = nvml.query_libcuda(self._libraries("cuda"))
+        if answer is None:
+            self.findings.record("cuda_version", None, "libcuda (not found)", started)
+            return
+        value, library = answer
+        self.cuda = nvml.cuda_from_int(value)
+        self.findings.record("cuda_version", self.cuda, f"cuDriverGetVersion {library}", started)
+
+    def _nvidia_smi(self, module_loaded: bool) -> None:
+        from envsetup.probe import nvidia
+
+        executable = nvidia.locate_nvidia_smi(
+            self.root, self.environ, self.platform.os, self.platform.wsl, self.findings
+        )
+        if executable is None:
+            if module_loaded and not self.gpus:
+                self.findings.warn(
+                    "the NVIDIA kernel module is loaded but neither NVML nor nvidia-smi is "
+                    "available to list the GPUs; install the driver's user-space utilities"
+                )
+            return
+        report = self._run_smi(executable, nvidia.QUERY_ARGS)
+        if report is None:
+            return
+        self.driver = self.driver or report.driver_version
+        self.gpus = merge_gpus(self.gpus, report.gpus)
+        if self.cuda is None and self.driver is not None and not report.problems:
+            plain = self._run_smi(executable, ())
+            if plain is not None:
+                self.cuda = plain.cuda_version
+
+    def _run_smi(self, executable: Path, args: tuple[str, ...]) -> SmiReport | None:
+        from envsetup.nvidia_smi import parse
+        from envsetup.probe.tool import run_tool
+
+        if self.smi_failed:
+            return None
+        started = now()
+        command = " ".join(["nvidia-smi", *args])
+        result = run_tool([str(executable), *args], timeout=self.timeout, environ=self.environ)
+        if result.problem is not None:
+            self.smi_failed = True
+            self.findings.record("nvidia_smi", None, command, started)
+            self.findings.problem(result.problem.kind, result.problem.message, result.problem.hint)
+            return None
+        text = result.stdout if result.stdout.strip() else result.stderr
+        report = parse(text)
+        for problem in report.problems:
+            self.findings.problem(problem.kind, problem.message, problem.hint)
+        if report.problems or not (report.gpus or report.driver_version):
+            self.smi_failed = True
+            if not report.problems:
+                self.findings.problem(*_silent_failure(command, result.returncode, text))
+            self.findings.record("nvidia_smi", None, command, started)
+            return None
+        if args:
+            self.findings.record("gpus", len(report.gpus), command, started)
+            self.findings.record("driver_version", report.driver_version, command, started)
+            _record_capabilities(report.gpus, command, started, self.findings)
+        else:
+            self.findings.record("cuda_version", report.cuda_version, command, started)
+        return report
+
+
+def _silent_failure(command: str, code: int | None, text: str) -> tuple[str, str, str]:
+    """A run that printed nothing we understand: a crash, or output from an unknown version."""
+    if code is not None and code < 0:
+        what = f"{command} crashed (signal {-code})"
+    elif code:
+        what = f"{command} failed with exit code {code}"
+    else:
+        what = f"{command} printed nothing envsetup understands"
+    shown = text.strip().splitlines()[:1]
+    if shown:
+        what += f": {shown[0][:120]}"
+    return (
+        "unparseable",
+        what,
+        "run nvidia-smi yourself; if it works, save its output and report it with "
+        "`envsetup detect --nvidia-smi-output FILE`",
+    )
+
+
+def _record_capabilities(
+    gpus: Sequence[Gpu], source: str, started: float, findings: Findings
+) -> None:
+    capabilities = [gpu.compute_capability for gpu in gpus if gpu.compute_capability]
+    if capabilities:
+        findings.record("compute_capability", ",".join(capabilities), source, started)
+
+
+def merge_gpus(known: Sequence[Gpu], extra: Sequence[Gpu]) -> tuple[Gpu, ...]:
+    """Fill the gaps of one source's GPUs (by index) from another's; keep the first's values."""
+    if not known:
+        return tuple(extra)
+    by_index = {gpu.index: gpu for gpu in extra}
+    merged = []
+    for gpu in known:
+        other = by_index.get(gpu.index)
+        if other is not None:
+            gaps = {
+                field.name: getattr(other, field.name)
+                for field in dataclasses.fields(gpu)
+                if getattr(gpu, field.name) is None and getattr(other, field.name) is not None
+            }
+            merged.append(dataclasses.replace(gpu, **gaps))
+        else:
+            merged.append(gpu)
+    return tuple(merged)
+
+
+def derive_cuda(driver: str, os_name: str, findings: Findings) -> str | None:
+    """The newest CUDA a driver supports, from NVIDIA's table in `matrices/` (when no source
+    printed one: very old drivers, or only the kernel module's version is known)."""
+    from envsetup.matrices import load
+
+    started = now()
+    cuda = load().max_cuda_for_driver(driver, os_name)
+    findings.record("cuda_version", cuda, f"matrices: newest CUDA for driver {driver}", started)
+    return cuda
+
+
+def _amd_gpus(
+    *,
+    root: Path,
+    environ: Mapping[str, str],
+    platform: Platform,
+    first_index: int,
+    timeout: float,
+    findings: Findings,
+) -> tuple[Gpu, ...]:
+    if platform.os != "linux" or platform.wsl:
+        return ()
+    from envsetup.probe import amd
+
+    found = amd.kfd_gpus(root, first_index, findings)
+    if found is None:
+        found = amd.enumerator_gpus(root, environ, first_index, timeout, findings)
+    return found or ()
+
+
+def _intel_xpu(root: Path, findings: Findings) -> bool:
+    from envsetup.probe.intel import intel_xpu
+
+    return intel_xpu(root, findings)
+
+
+def _apply_overrides(
+    *,
+    overrides: Mapping[str, Override],
+    driver: str | None,
+    cuda: str | None,
+    gpus: list[Gpu],
+    platform: Platform,
+    findings: Findings,
+) -> tuple[str | None, str | None, list[Gpu]]:
+    """Overrides win; a forced driver also re-derives the CUDA version unless that is forced."""
+    forced_driver = overrides.get("driver_version")
+    if forced_driver is not None:
+        _note_shadowed(forced_driver, driver, findings)
+        driver = str(forced_driver.value)
+        if "cuda_version" not in overrides:
+            cuda = derive_cuda(driver, platform.os, findings)
+    forced_cuda = overrides.get("cuda_version")
+    if forced_cuda is not None:
+        _note_shadowed(forced_cuda, cuda, findings)
+        cuda = str(forced_cuda.value)
+    forced_caps = overrides.get("compute_capability")
+    if forced_caps is not None:
+        gpus = _force_capabilities(gpus, tuple(forced_caps.value), findings)
+    return driver, cuda, gpus
+
+
+def _note_shadowed(override: Override, detected: str | None, findings: Findings) -> None:
+    if detected is not None and detected != override.value:
+        findings.warn(
+            f"{override.variable}={override.value} overrides the detected "
+            f"{override.fact.replace('_', ' ')} {detected}"
+        )
+
+
+def _force_capabilities(
+    gpus: list[Gpu], capabilities: tuple[str, ...], findings: Findings
+) -> list[Gpu]:
+    """One value applies to every NVIDIA GPU, a list to GPUs by position; with no GPU detected
+    the list describes the target machine's GPUs (planning for another box)."""
+    nvidia = [gpu for gpu in gpus if gpu.vendor == "nvidia"]
+    others = [gpu for gpu in gpus if gpu.vendor != "nvidia"]
+    if not nvidia:
+        return [
+            Gpu(index=index, compute_capability=capability)
+            for index, capability in enumerate(capabilities)
+        ] + others
+    if len(capabilities) not in (1, len(nvidia)):
+        findings.warn(
+            f"ENVSETUP_COMPUTE_CAP lists {len(capabilities)} values for {len(nvidia)} GPUs; "
+            "they are applied by position and the rest keep what was detected"
+        )
+    if len(capabilities) == 1:
+        capabilities = capabilities * len(nvidia)
+    forced = [
+        dataclasses.replace(gpu, compute_capability=capability)
+        for gpu, capability in zip(nvidia, capabilities)
+    ]
+    return forced + nvidia[len(forced) :] + others
+
+
+def _check_visible(
+    visible: tuple[str, ...] | None, gpus: Sequence[Gpu], findings: Findings
+) -> None:
+    """CUDA stops at the first entry it cannot match; say so before torch silently sees none."""
+    nvidia = [gpu for gpu in gpus if gpu.vendor == "nvidia"]
+    if not visible or not nvidia:
+        return
+    uuids = {gpu.uuid for gpu in nvidia if gpu.uuid}
+    for entry in visible:
+        if entry.isdigit():
+            if int(entry) >= len(nvidia):
+                findings.warn(
+                    f"CUDA_VISIBLE_DEVICES names GPU {entry} but only {len(nvidia)} exist: "
+                    "CUDA ignores it and every entry after it"
+                )
+                return
+        elif entry.startswith("GPU-") and uuids and not any(u.startswith(entry) for u in uuids):
+            findings.warn(f"CUDA_VISIBLE_DEVICES names {entry}, which matches no GPU's UUID")
+            return
+
+
+def machine_from_nvidia_smi(text: str, *, platform: Platform | None = None) -> Machine:
+    """A `Machine` described by saved `nvidia-smi` output (any format), e.g. from a bug report.
+    Failures in the text (no driver, mismatch...) become `errors`; the parser never raises."""
+    from envsetup.nvidia_smi import parse
+
+    findings = Findings()
+    started = now()
+    report = parse(text)
+    source = f"nvidia-smi output ({report.format})"
+    findings.record("driver_version", report.driver_version, source, started)
+    findings.record("cuda_version", report.cuda_version, source, started)
+    findings.record("gpus", len(report.gpus), source, started)
+    _record_capabilities(report.gpus, source, started, findings)
+    target = platform or current_platform()
+    cuda = report.cuda_version
+    if cuda is None and report.driver_version is not None:
+        cuda = derive_cuda(report.driver_version, target.os, findings)
+    return Machine(
+        platform=target,
+        driver_version=report.driver_version,
+        cuda_version=cuda,
+        gpus=report.gpus,
+        evidence=tuple(findings.evidence),
+        errors=report.problems,
+    )

@@ -1,0 +1,119 @@
+"""NVIDIA facts from files and from `nvidia-smi`: the kernel module, device nodes, visibility.
+
+The kernel module's version files are the cheapest source of the driver version (microseconds)
+but they describe the host: a container can see them and still have no `/dev/nvidia*` to open,
+which is why the device nodes are checked separately.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from pathlib import Path
+
+from envsetup.probe.findings import Findings, now
+from envsetup.probe.tool import find_tool
+
+_VERSION = re.compile(r"\d+\.\d+(?:\.\d+)?")
+# "NVRM version: NVIDIA UNIX Open Kernel Module for x86_64  580.159.04  Release Build ..."
+# "NVRM version: NVIDIA UNIX x86_64 Kernel Module  470.82.01  Fri Oct 22 ..."
+_PROC_VERSION = re.compile(r"Kernel Module(?:\s+for\s+\S+)?\s+(\d+\.\d+(?:\.\d+)?)")
+
+#: The one query `detect` runs when NVML cannot answer: every per-GPU fact in a single call.
+QUERY_ARGS = (
+    "--query-gpu=index,name,driver_version,memory.total,compute_cap,uuid,pci.bus_id",
+    "--format=csv",
+)
+
+_WINDOWS_SMI = (
+    Path("C:/Windows/System32/nvidia-smi.exe"),
+    Path("C:/Program Files/NVIDIA Corporation/NVSMI/nvidia-smi.exe"),
+)
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text(errors="replace")
+    except OSError:
+        return None
+
+
+def sys_module_driver(root: Path, findings: Findings) -> str | None:
+    """The loaded kernel module's version from `/sys/module/nvidia/version`."""
+    started = now()
+    text = _read(root / "sys/module/nvidia/version")
+    value = text.strip() if text and _VERSION.fullmatch(text.strip()) else None
+    findings.record("driver_version", value, "/sys/module/nvidia/version", started)
+    return value
+
+
+def proc_driver(root: Path, findings: Findings) -> str | None:
+    """The kernel module's version from `/proc/driver/nvidia/version` (older kernels, no sysfs)."""
+    started = now()
+    text = _read(root / "proc/driver/nvidia/version")
+    match = _PROC_VERSION.search(text or "")
+    value = match[1] if match else None
+    findings.record("driver_version", value, "/proc/driver/nvidia/version", started)
+    return value
+
+
+def device_nodes(root: Path, wsl: bool, findings: Findings) -> bool:
+    """Whether this process can see the GPU device nodes (`/dev/dxg` on WSL)."""
+    started = now()
+    dev = root / "dev"
+    if wsl:
+        found = (dev / "dxg").exists()
+        source = "/dev/dxg"
+    else:
+        try:
+            names = {entry.name for entry in dev.iterdir() if entry.name.startswith("nvidia")}
+        except OSError:
+            names = set()
+        found = "nvidiactl" in names and any(name[6:].isdigit() for name in names)
+        source = "/dev/nvidiactl, /dev/nvidia[0-9]*"
+    findings.record("device_nodes", found, source, started)
+    return found
+
+
+def visible_devices(environ: Mapping[str, str], findings: Findings) -> tuple[str, ...] | None:
+    """CUDA_VISIBLE_DEVICES as a list (None = not set = all); NVIDIA_VISIBLE_DEVICES noted."""
+    started = now()
+    container = environ.get("NVIDIA_VISIBLE_DEVICES")
+    if container is not None:
+        findings.record("visible_gpus", container, "env NVIDIA_VISIBLE_DEVICES", started)
+        if container.strip().lower() in ("none", "void", ""):
+            findings.warn(
+                f"NVIDIA_VISIBLE_DEVICES={container!r}: the container runtime was asked to "
+                "give this container no GPU"
+            )
+    raw = environ.get("CUDA_VISIBLE_DEVICES")
+    if raw is None:
+        return None
+    entries = tuple(part.strip() for part in raw.split(",") if part.strip())
+    findings.record("visible_gpus", raw, "env CUDA_VISIBLE_DEVICES", started)
+    if not entries or entries[0] in ("-1", "none", "NoDevFiles"):
+        findings.warn(
+            f"CUDA_VISIBLE_DEVICES={raw!r} hides every GPU: CUDA programs (torch) will see none"
+        )
+        return ()
+    return entries
+
+
+def smi_candidates(root: Path, os_name: str, wsl: bool) -> tuple[Path, ...]:
+    """Places `nvidia-smi` lives outside PATH: WSL's driver folder, Windows' two locations."""
+    if os_name == "windows":
+        return _WINDOWS_SMI
+    if wsl:
+        return (root / "usr/lib/wsl/lib/nvidia-smi",)
+    return ()
+
+
+def locate_nvidia_smi(
+    root: Path, environ: Mapping[str, str], os_name: str, wsl: bool, findings: Findings
+) -> Path | None:
+    started = now()
+    found, broken = find_tool("nvidia-smi", environ, smi_candidates(root, os_name, wsl))
+    if broken:
+        findings.warn(broken)
+    findings.record("nvidia_smi", found, "PATH" + (" and driver folders" if wsl else ""), started)
+    return found

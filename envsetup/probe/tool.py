@@ -1,0 +1,99 @@
+"""Run an external tool (nvidia-smi, rocm_agent_enumerator) that may hang, crash or be missing.
+
+A hung `nvidia-smi` (a wedged driver does that) must never hang us: the tool runs in its own
+process group and the whole group is killed at the timeout. `subprocess` is imported here only,
+so machines where no tool needs running never pay for it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from envsetup.machine import Problem
+
+
+@dataclass(frozen=True)
+class ToolResult:
+    """What a tool printed, or the problem that kept it from printing anything useful."""
+
+    stdout: str = ""
+    stderr: str = ""
+    returncode: int | None = None
+    problem: Problem | None = None
+
+
+def find_tool(
+    name: str, environ: Mapping[str, str], extra: Sequence[Path] = ()
+) -> tuple[Path | None, str | None]:
+    """(executable, None) from PATH then `extra` paths; (None, why) when only a broken one exists.
+
+    Written against PATH by hand instead of `shutil.which` so a non-executable file is reported
+    ("found but not executable") rather than silently skipped.
+    """
+    suffixes = (".exe", "") if sys.platform == "win32" else ("",)
+    directories = [Path(entry) for entry in environ.get("PATH", "").split(os.pathsep) if entry]
+    candidates = [folder / (name + suffix) for folder in directories for suffix in suffixes]
+    candidates.extend(extra)
+    broken = None
+    for candidate in candidates:
+        if not candidate.is_file():
+            continue
+        if os.access(candidate, os.X_OK):
+            return candidate, None
+        broken = broken or f"{candidate} exists but is not executable"
+    return None, broken
+
+
+def run_tool(
+    argv: Sequence[str], *, timeout: float, environ: Mapping[str, str] | None = None
+) -> ToolResult:
+    """Run `argv`, capture text output; a timeout or a failure to start becomes a Problem."""
+    import subprocess
+
+    name = Path(argv[0]).name
+    posix = os.name == "posix"
+    try:
+        process = subprocess.Popen(
+            list(argv),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=None if environ is None else dict(environ),
+            start_new_session=posix,
+        )
+    except OSError as error:
+        return ToolResult(problem=Problem("not_found", f"{name} could not be started: {error}"))
+    try:
+        stdout, stderr = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        _kill(process.pid, posix)
+        process.kill()
+        process.wait()
+        return ToolResult(
+            problem=Problem(
+                "timeout",
+                f"{name} did not answer within {timeout:g} s and was stopped",
+                hint="a hung nvidia-smi usually means a wedged driver or GPU; check `dmesg` "
+                "for Xid errors, or raise --timeout",
+            )
+        )
+    return ToolResult(
+        stdout=stdout.decode("utf-8", "replace"),
+        stderr=stderr.decode("utf-8", "replace"),
+        returncode=process.returncode,
+    )
+
+
+def _kill(pid: int, posix: bool) -> None:
+    """Kill the tool's whole process group: a wrapper script's children must not outlive it."""
+    if not posix:
+        return
+    import signal
+
+    with contextlib.suppress(OSError):
+        os.killpg(pid, signal.SIGKILL)
