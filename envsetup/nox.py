@@ -1,0 +1,144 @@
+"""nox helpers: install the right torch build into a session, and one session per matrix cell.
+
+    import nox
+    import envsetup.nox
+
+    @nox.session
+    @nox.parametrize("python,torch,variant", envsetup.nox.cells(torch=">=2.4", variants="cpu"))
+    def tests(session, torch, variant):
+        envsetup.nox.install_torch(session, torch=torch, backend=variant)
+        session.install("-e", ".", "pytest")
+        session.run("pytest")
+
+`install_torch` plans through the same resolver as `envsetup plan` and hands the arguments to
+`session.install`, so it works whether the session's venv is made by virtualenv/venv (pip) or
+uv. nox is imported only inside these functions: importing envsetup never pulls it in.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+from envsetup.plan import PYTORCH_INDEX_BASE, Plan, Request
+
+if TYPE_CHECKING:
+    from envsetup.machine import Machine
+
+__all__ = ["cells", "install_torch", "plan_for_python", "session_python"]
+
+
+def __dir__() -> list[str]:
+    return __all__
+
+
+#: Run inside the session interpreter: its version, with "t" when it is free-threaded.
+_PYTHON_PROBE = (
+    "import sys, sysconfig; "
+    "print('%d.%d' % sys.version_info[:2] + ('t' if sysconfig.get_config_var('Py_GIL_DISABLED') "
+    "else ''))"
+)
+
+
+def plan_for_python(
+    python: str,
+    *,
+    torch: str | None = None,
+    backend: str = "auto",
+    with_: Sequence[str] = (),
+    machine: Machine | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Plan:
+    """The plan for an environment on this machine (or `machine`) whose Python is `python`.
+
+    A mirror comes from ENVSETUP_INDEX_URL; ENVSETUP_ALLOW_INSECURE_INDEX=1 admits an http://
+    mirror (a CI cache on the local network, or the tests' 127.0.0.1 index).
+    """
+    from envsetup.resolve import resolve
+
+    environ = os.environ if environ is None else environ
+    if machine is None:
+        from envsetup.detect import detect
+
+        machine = detect()
+    target = replace(machine, platform=replace(machine.platform, python=python))
+    request = Request(
+        torch=torch,
+        with_=tuple(with_),
+        backend=backend,
+        index_url_base=environ.get("ENVSETUP_INDEX_URL") or PYTORCH_INDEX_BASE,
+        allow_insecure_index=environ.get("ENVSETUP_ALLOW_INSECURE_INDEX", "") in ("1", "true"),
+    )
+    return resolve(target, request)
+
+
+def session_python(session: Any) -> str:
+    """The session interpreter's version as the matrices spell it: "3.11", "3.13t"."""
+    output = session.run("python", "-c", _PYTHON_PROBE, silent=True)
+    return str(output).strip().splitlines()[-1]
+
+
+def install_torch(
+    session: Any,
+    torch: str | None = "2.5.1",
+    backend: str = "auto",
+    with_: Sequence[str] = ("torchvision",),
+    *,
+    machine: Machine | None = None,
+) -> Plan:
+    """Plan torch (+ companions) for the session's Python and install it into its venv.
+
+    Torch-family packages come through `--index-url` of the chosen variant, never an extra
+    index. Returns the Plan so the session can check or print what was installed.
+    """
+    from envsetup.install_args import install_options
+
+    plan = plan_for_python(
+        session_python(session), torch=torch, backend=backend, with_=with_, machine=machine
+    )
+    for reason in plan.reasons:
+        session.log(f"envsetup: {reason}")
+    for warning in plan.warnings:
+        session.warn(f"envsetup: {warning}")
+    installer = "uv" if getattr(session, "venv_backend", None) == "uv" else "pip"
+    session.install(*install_options(plan, installer=installer))
+    return plan
+
+
+def cells(
+    torch: str | None = None,
+    python: str | Iterable[str] | None = None,
+    variants: str | Iterable[str] | None = None,
+    *,
+    newest: int | None = None,
+    platform: str | None = None,
+) -> list[Any]:
+    """`nox.param`s (python, torch, variant) for `@nox.parametrize("python,torch,variant", ...)`.
+
+    One per published combination on this platform (or `platform`), with ids such as
+    python='3.11', torch='2.5.1', variant='cu121' and tags: the variant kind (cpu, cuda, rocm,
+    xpu) and the runner it needs (cpu, gpu) — so `nox -t cpu` runs the CPU cells.
+    """
+    import nox
+
+    from envsetup.cells import cells as matrix_cells
+
+    if platform is None:
+        from envsetup.probe import current_platform
+
+        platform = current_platform().key
+    found = matrix_cells(
+        torch=torch, python=python, variants=variants, platform=platform, newest=newest
+    )
+    return [
+        nox.param(
+            cell.python,
+            cell.torch,
+            cell.variant,
+            id=cell.id,
+            tags=sorted({cell.tag, cell.runner}),
+        )
+        for cell in found
+    ]
