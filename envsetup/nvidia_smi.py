@@ -1,0 +1,692 @@
+"""Read whatever `nvidia-smi` printed — any format, any driver generation, pasted or not.
+
+`parse(text)` recognises the format by itself (default table, `-q`, `-q -x`, `--query-gpu` CSV,
+`-L`, `--version`, or a failure message) and returns a `SmiReport`. It is pure (text in, value
+out) and never raises: support pastes arrive mangled, and a traceback helps nobody. What cannot
+be read stays None; a text with nothing to read becomes an `unparseable` problem.
+
+The CUDA version is reported only as printed: deriving it from the driver version is the
+detector's job, through the table in `matrices/`.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, replace
+from typing import Callable
+
+from envsetup.machine import Gpu, MigDevice, Problem
+
+__all__ = ["SmiReport", "parse"]
+
+#: Longer texts are cut here: every real output fits many times over, and a bound keeps a
+#: pasted log (or a hostile input) from costing seconds.
+MAX_CHARS = 2_000_000
+
+
+@dataclass(frozen=True)
+class SmiReport:
+    """What one `nvidia-smi` output says. `cuda_version` is the newest CUDA the driver
+    supports, exactly as printed ("13.0"), or None when the output shows none."""
+
+    format: str
+    driver_version: str | None = None
+    cuda_version: str | None = None
+    gpus: tuple[Gpu, ...] = ()
+    problems: tuple[Problem, ...] = ()
+    nvml_version: str | None = None
+
+
+def parse(text: str) -> SmiReport:
+    """Parse any `nvidia-smi` output (or a paste of one); never raises."""
+    try:
+        return _parse(str(text)[:MAX_CHARS])
+    except Exception as exc:  # last line of defence: a report, never a traceback
+        return SmiReport(
+            "unknown",
+            problems=(
+                Problem(
+                    "unparseable",
+                    f"internal parser error ({type(exc).__name__}) on this text",
+                    "Please report this as an envsetup bug and attach the text.",
+                ),
+            ),
+        )
+
+
+def _parse(text: str) -> SmiReport:
+    lines = _clean_lines(text)
+    clean = "\n".join(lines)
+    readers: tuple[Callable[[str, list[str]], SmiReport | None], ...] = (
+        _read_xml,
+        _read_version,
+        _read_query_log,
+        _read_table,
+        _read_list,
+        _read_csv,
+    )
+    failures = _failures(clean)
+    for reader in readers:
+        report = reader(clean, lines)
+        if report is not None:
+            found = report.driver_version is not None or bool(report.gpus)
+            if not found and not failures and not report.problems:
+                failures = (_problem("unparseable", _NOTHING_FOUND.format(fmt=report.format)),)
+            return replace(report, problems=report.problems + failures)
+    nvml = _version_after(clean, "NVML library version")
+    if failures:
+        return SmiReport("error", problems=failures, nvml_version=nvml)
+    what = "an empty text" if not clean.strip() else f"{len(lines)} lines in no known format"
+    return SmiReport("unknown", problems=(_problem("unparseable", _UNKNOWN.format(what=what)),))
+
+
+# --- cleaning pastes -------------------------------------------------------------------------
+
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+_QUOTE = re.compile(r"^\s*(?:>\s?)+")
+_FENCE = re.compile(r"^\s*(?:```|~~~)")
+_PREFIXES = (
+    # ISO timestamps of log lines and CI runners: 2024-05-01T10:00:00.123Z, 2024-05-01 10:00:00,5
+    re.compile(
+        r"^\s*\[?\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:[.,]\d+)?(?:Z|[+-]\d{2}:?\d{2})?\]?"
+    ),
+    # [stdout], [INFO], [node-3] ...; a table line never starts with "["
+    re.compile(r"^\s*\[[^\]\n|]{1,40}\]"),
+    re.compile(r"^\s*(?:stdout|stderr|out|err)\s*:", re.IGNORECASE),
+    # docker compose: "gpu-check-1  | | NVIDIA-SMI ..." (only before a table character)
+    re.compile(r"^\s*[\w.-]+\s+\|\s?(?=\s*[|+])"),
+)
+# A shell prompt line that runs nvidia-smi: "$ nvidia-smi", "user@host:~# nvidia-smi -q",
+# "PS C:\> nvidia-smi.exe", "C:\Users\me>nvidia-smi". XML lines ("<name>nvidia-smi") are not.
+_PROMPT = re.compile(r"^[^<|]*?[$#%>]\s*(?:sudo\s+)?(?:\S*[/\\])?nvidia-smi(?:\.exe)?\b", re.I)
+_BOX = str.maketrans({"│": "|", "┃": "|", "─": "-", "━": "-", "═": "=", "\xa0": " ", "\t": "    "})
+
+
+def _clean_lines(text: str) -> list[str]:
+    """Strip what a paste adds: quote marks, fences, prompts, log prefixes, colour codes."""
+    lines = []
+    for raw in re.split(r"\r\n|\r|\n", _ANSI.sub("", text).translate(_BOX)):
+        line = _QUOTE.sub("", raw)
+        for _ in range(3):  # prefixes stack: "[2024-01-01 10:00] [stdout] ..."
+            before = line
+            for prefix in _PREFIXES:
+                line = prefix.sub("", line, count=1)
+            if line == before:
+                break
+        if _FENCE.match(line) or _PROMPT.match(line):
+            continue
+        lines.append(line.rstrip())
+    return lines
+
+
+# --- shared value readers --------------------------------------------------------------------
+
+_VERSION = re.compile(r"\d+(?:\.\d+)+")
+_BUS_ID = re.compile(r"[0-9A-Fa-f]{4,8}:[0-9A-Fa-f]{2}:[0-9A-Fa-f]{2}\.[0-9A-Fa-f]")
+_UUID = re.compile(r"(?:GPU|MIG)-[0-9A-Fa-f][0-9A-Fa-f-]{7,}(?:/\d+/\d+)?")
+_MIB = re.compile(r"(\d+)\s*MiB\b")
+_CAPABILITY = re.compile(r"\d{1,2}\.\d")
+
+
+def _value(text: str | None) -> str | None:
+    """A printed value, or None for the placeholders nvidia-smi prints instead of one
+    (N/A, ERR!, Not Found, [Not Supported], [Unknown Error], ...)."""
+    if text is None:
+        return None
+    value = text.strip()
+    if not value or value.startswith("[") or value.upper() in _PLACEHOLDERS:
+        return None
+    return value
+
+
+_PLACEHOLDERS = frozenset(
+    {"N/A", "NA", "ERR!", "NOT FOUND", "NOT SUPPORTED", "UNKNOWN ERROR", "UNKNOWN", "NONE", "-"}
+)
+
+
+def _version(text: str | None) -> str | None:
+    """A dotted version number at the start of `text` ("580.159.04"), else None."""
+    value = _value(text)
+    match = _VERSION.match(value) if value else None
+    return match.group(0) if match else None
+
+
+def _int(text: str | None) -> int | None:
+    value = _value(text)
+    return int(value) if value is not None and value.isdigit() else None
+
+
+def _mib(text: str | None) -> int | None:
+    """Memory in MiB from "81559 MiB", "81559MiB" or a bare "81559"."""
+    value = _value(text)
+    if value is None:
+        return None
+    match = _MIB.search(value)
+    return int(match.group(1)) if match else _int(value)
+
+
+def _total(cell: str) -> int | None:
+    """Total memory from a "used / total" cell ("0MiB /  81559MiB")."""
+    return _mib(cell.rpartition("/")[2])
+
+
+def _uuid(text: str | None) -> str | None:
+    match = _UUID.search(text or "")
+    return match.group(0) if match else None
+
+
+def _bus_id(text: str | None) -> str | None:
+    match = _BUS_ID.search(text or "")
+    return match.group(0) if match else None
+
+
+def _mig_mode(text: str | None) -> bool | None:
+    value = (_value(text) or "").lower()
+    return {"enabled": True, "disabled": False}.get(value)
+
+
+def _field(text: str, *labels: str) -> str | None:
+    """The first version printed after any of `labels` followed by a colon, in this order
+    of preference ("KMD Version" before the deprecated "Driver Version")."""
+    for label in labels:
+        value = _version_after(text, label)
+        if value is not None:
+            return value
+    return None
+
+
+def _version_after(text: str, label: str) -> str | None:
+    words = r"\s+".join(map(re.escape, label.split()))  # a web page may wrap between them
+    match = re.search(rf"{words}\s*:\s*(\S+)", text, re.IGNORECASE)
+    return _version(match.group(1)) if match else None
+
+
+def _driver(text: str) -> str | None:
+    # 610+ print "KMD Version"; older "Driver Version". WSL's "NVIDIA-SMI 555.52.01" is the
+    # Linux tool's own number, not the Windows driver, so it is never used.
+    return _field(text, "KMD Version", "DRIVER Version")
+
+
+def _cuda(text: str) -> str | None:
+    return _field(text, "CUDA UMD Version", "CUDA Version")
+
+
+# --- default table ---------------------------------------------------------------------------
+
+_GPU_ROW_END = ("On", "Off", "WDDM", "TCC", "MCDM", "N/A", "ERR!")
+
+
+def _read_table(text: str, lines: list[str]) -> SmiReport | None:
+    """The default table, any layout. The text is read as one stream of cells between "|"
+    marks, so box widths and lines that a web page re-wrapped or joined do not matter; a GPU
+    row is the cell followed by a cell that starts with a bus id."""
+    cells = [" ".join(cell.split()) for cell in " ".join(lines).split("|")]
+    header = re.search(r"NVIDIA-SMI\s+\S+.*?(?:Driver|KMD) Version\s*:", text) is not None
+    gpus: list[Gpu] = []
+    migs: list[tuple[int, MigDevice]] = []
+    section = "gpus"
+    for i, cell in enumerate(cells):
+        following = cells[i + 1] if i + 1 < len(cells) else ""
+        if cell.startswith("MIG devices"):
+            section = "mig"
+        elif cell.startswith("Processes"):
+            section = "processes"
+        elif section == "gpus" and _BUS_ID.match(following):
+            gpu = _table_gpu(cell, following, cells[i + 2 :], mig_column="MIG M." in text)
+            if gpu is not None:
+                gpus.append(gpu)
+        elif section == "mig":
+            mig = _table_mig(cell, following)
+            if mig is not None:
+                migs.append(mig)
+    if not header and not gpus:
+        return None
+    # nvidia-smi prints "No devices were found" instead of an empty table, so a header
+    # without GPU rows is a cut-off output (or a crash, as WSL's segfaulting nvidia-smi).
+    cut = () if gpus else (_problem("unparseable", _TABLE_CUT),)
+    return SmiReport(
+        "table",
+        driver_version=_driver(text),
+        cuda_version=_cuda(text),
+        gpus=_attach_migs(gpus, migs),
+        problems=cut,
+    )
+
+
+def _table_gpu(cell: str, bus_cell: str, rest: list[str], *, mig_column: bool) -> Gpu | None:
+    words = cell.split()
+    if len(words) < 2 or not words[0].isdigit():
+        return None
+    name = cell[len(words[0]) :].strip()
+    if words[-1] in _GPU_ROW_END:
+        name = name[: -len(words[-1])].strip()
+    block = _gpu_block(rest)
+    memory = next((_total(c) for c in block if re.search(r"MiB\s*$", c)), None)
+    mig = next((_mig_mode(c) for c in block if c in ("Enabled", "Disabled")), None)
+    return Gpu(
+        index=int(words[0]),
+        name=_value(name),
+        memory_mib=memory,
+        bus_id=_bus_id(bus_cell),
+        mig_enabled=mig if mig_column else None,
+    )
+
+
+def _gpu_block(cells: list[str]) -> list[str]:
+    """The cells of one GPU's rows: up to the next GPU row or the next section."""
+    block: list[str] = []
+    for i, cell in enumerate(cells):
+        following = cells[i + 1] if i + 1 < len(cells) else ""
+        if _BUS_ID.match(following) or cell.startswith(("Processes", "MIG devices")):
+            break
+        block.append(cell)
+    return block
+
+
+def _table_mig(cell: str, memory_cell: str) -> tuple[int, MigDevice] | None:
+    """A MIG devices row: "GPU GI CI MIG-Dev" numbers, then "used / total" memory."""
+    words = cell.split()
+    if len(words) != 4 or not all(word.isdigit() for word in words):
+        return None
+    gpu, gi, ci, dev = (int(word) for word in words)
+    memory = _total(memory_cell) if "/" in memory_cell else None
+    return gpu, MigDevice(index=dev, gpu_instance=gi, compute_instance=ci, memory_mib=memory)
+
+
+def _attach_migs(gpus: list[Gpu], migs: list[tuple[int, MigDevice]]) -> tuple[Gpu, ...]:
+    return tuple(
+        replace(gpu, mig_devices=tuple(m for index, m in migs if index == gpu.index))
+        if any(index == gpu.index for index, _ in migs)
+        else gpu
+        for gpu in gpus
+    )
+
+
+# --- nvidia-smi -q ---------------------------------------------------------------------------
+
+_Q_LINE = re.compile(r"^(\s*)(\S.*?)\s*:(?:\s+(.*))?$")
+_Q_GPU = re.compile(r"^\s*GPU\s+(" + _BUS_ID.pattern + r")\s*$")
+
+
+def _read_query_log(text: str, lines: list[str]) -> SmiReport | None:
+    """`nvidia-smi -q`: indented "Key : value" lines. Keys are matched with any width and
+    without "(deprecated)"-style suffixes; sections come from indentation when the paste kept
+    it, else from the last section header seen."""
+    if "NVSMI LOG" not in text and not re.search(r"^\s*Attached GPUs\s*:", text, re.M):
+        return None
+    gpus: list[_QGpu] = []
+    sections: list[tuple[int, str]] = []
+    for line in lines:
+        gpu_header = _Q_GPU.match(line)
+        if gpu_header:
+            gpus.append(_QGpu(bus_id=gpu_header.group(1)))
+            sections = []
+            continue
+        match = _Q_LINE.match(line)
+        if not match:
+            if line.strip() and gpus:
+                indent = len(line) - len(line.lstrip())
+                sections = [s for s in sections if s[0] < indent] + [(indent, _key(line))]
+            continue
+        indent_text, key, value = match.groups()
+        indent = len(indent_text)
+        if gpus and not (value or "").strip():
+            sections = [s for s in sections if s[0] < indent] + [(indent, _key(key))]
+            continue
+        if gpus:
+            inner = [s[1] for s in sections if s[0] < indent] or [s[1] for s in sections[-1:]]
+            gpus[-1].take(_key(key), value or "", inner)
+    return SmiReport(
+        "query",
+        driver_version=_driver(text),
+        cuda_version=_cuda(text),
+        gpus=tuple(gpu.build(i) for i, gpu in enumerate(gpus)),
+    )
+
+
+def _key(text: str) -> str:
+    """ "Minor Number (deprecated)" -> "minor number"."""
+    return re.sub(r"\s*[(\[].*?[)\]]", "", text).strip().lower()
+
+
+class _QGpu:
+    """Accumulates one GPU section of `-q` output."""
+
+    def __init__(self, bus_id: str) -> None:
+        self.fields: dict[str, str] = {"bus id": bus_id}
+        self.migs: list[dict[str, str]] = []
+
+    def take(self, key: str, value: str, path: list[str]) -> None:
+        section = path[-1] if path else ""
+        if "mig devices" in path:
+            if key == "index" or not self.migs:
+                self.migs.append({})
+            self.migs[-1].setdefault(f"{section}/{key}", value)
+            self.migs[-1].setdefault(key, value)
+        else:
+            self.fields.setdefault(f"{section}/{key}", value)
+            self.fields.setdefault(key, value)
+
+    def build(self, index: int) -> Gpu:
+        get = self.fields.get
+        migs = tuple(
+            MigDevice(
+                index=_int(mig.get("index")),
+                gpu_instance=_int(mig.get("gpu instance id")),
+                compute_instance=_int(mig.get("compute instance id")),
+                memory_mib=_mib(mig.get("fb memory usage/total")),
+            )
+            for mig in self.migs
+        )
+        return Gpu(
+            index=index,
+            name=_value(get("product name")),
+            memory_mib=_mib(get("fb memory usage/total")),
+            uuid=_uuid(get("gpu uuid")),
+            bus_id=_bus_id(get("bus id")),
+            mig_enabled=_mig_mode(get("mig mode/current")),
+            mig_devices=migs,
+        )
+
+
+# --- nvidia-smi -q -x ------------------------------------------------------------------------
+
+
+def _read_xml(text: str, lines: list[str]) -> SmiReport | None:
+    """`nvidia-smi -q -x`. The DOCTYPE is cut off and any entity declaration refused before
+    parsing, so no entity expansion (billion laughs) or external fetch can happen."""
+    start = text.find("<nvidia_smi_log")
+    if start < 0:
+        return None
+    end = text.find("</nvidia_smi_log>", start)
+    body = text[start : end + len("</nvidia_smi_log>")] if end >= 0 else text[start:]
+    if "<!ENTITY" in text or "<!DOCTYPE" in body:
+        return SmiReport("xml", problems=(_problem("unparseable", _XML_ENTITY),))
+    try:
+        root = ET.fromstring(body)
+    except ET.ParseError as exc:
+        return SmiReport("xml", problems=(_problem("unparseable", _XML_BROKEN.format(exc=exc)),))
+    gpus = tuple(_xml_gpu(i, gpu) for i, gpu in enumerate(root.iter("gpu")))
+    return SmiReport(
+        "xml",
+        driver_version=_version(root.findtext("kmd_version") or root.findtext("driver_version")),
+        cuda_version=_version(root.findtext("cuda_umd_version") or root.findtext("cuda_version")),
+        gpus=gpus,
+    )
+
+
+def _xml_gpu(index: int, gpu: ET.Element) -> Gpu:
+    migs = tuple(
+        MigDevice(
+            index=_int(mig.findtext("index")),
+            gpu_instance=_int(mig.findtext("gpu_instance_id")),
+            compute_instance=_int(mig.findtext("compute_instance_id")),
+            memory_mib=_mib(mig.findtext("fb_memory_usage/total")),
+        )
+        for mig in gpu.iterfind("mig_devices/mig_device")
+    )
+    return Gpu(
+        index=index,
+        name=_value(gpu.findtext("product_name")),
+        memory_mib=_mib(gpu.findtext("fb_memory_usage/total")),
+        uuid=_uuid(gpu.findtext("uuid")),
+        bus_id=_bus_id(gpu.findtext("pci/pci_bus_id") or gpu.get("id")),
+        mig_enabled=_mig_mode(gpu.findtext("mig_mode/current_mig")),
+        mig_devices=migs,
+    )
+
+
+# --- nvidia-smi --version --------------------------------------------------------------------
+
+
+def _read_version(text: str, lines: list[str]) -> SmiReport | None:
+    """`nvidia-smi --version`: "NVIDIA-SMI version : ...", "DRIVER version : ..." lines."""
+    if not re.search(r"NVIDIA-SMI version\s*:", text, re.IGNORECASE):
+        return None
+    return SmiReport(
+        "version",
+        driver_version=_driver(text),
+        cuda_version=_cuda(text),
+        nvml_version=_version_after(text, "NVML version"),
+    )
+
+
+# --- nvidia-smi -L ---------------------------------------------------------------------------
+
+_L_GPU = re.compile(r"^\s*GPU (\d+): (.*?)\s*\(UUID: ?([^)]*)\)")
+_L_MIG = re.compile(r"^\s*MIG\s+(\S+)\s+Device\s+(\d+):\s*\(UUID: ?([^)]*)\)")
+
+
+def _read_list(text: str, lines: list[str]) -> SmiReport | None:
+    """`nvidia-smi -L`: one "GPU i: name (UUID: ...)" line per GPU; indented "MIG ..." lines
+    below a GPU are its MIG devices, not GPUs."""
+    gpus: list[Gpu] = []
+    for line in lines:
+        gpu = _L_GPU.match(line)
+        mig = _L_MIG.match(line)
+        if gpu:
+            index, name, uuid = gpu.groups()
+            gpus.append(Gpu(index=int(index), name=_value(name), uuid=_uuid(uuid)))
+        elif mig and gpus:
+            device = _list_mig(*mig.groups())
+            gpus[-1] = replace(
+                gpus[-1], mig_enabled=True, mig_devices=(*gpus[-1].mig_devices, device)
+            )
+    return SmiReport("list", gpus=tuple(gpus)) if gpus else None
+
+
+def _list_mig(profile: str, index: str, uuid_text: str) -> MigDevice:
+    uuid = _uuid(uuid_text)
+    # Drivers before 470 named MIG devices "MIG-GPU-<uuid>/<gi>/<ci>".
+    ids = re.search(r"/(\d+)/(\d+)$", uuid or "")
+    return MigDevice(
+        index=int(index),
+        name=profile,
+        uuid=uuid,
+        gpu_instance=int(ids.group(1)) if ids else None,
+        compute_instance=int(ids.group(2)) if ids else None,
+    )
+
+
+# --- nvidia-smi --query-gpu=... --format=csv -------------------------------------------------
+
+_CSV_COLUMNS = {
+    "index": "index",
+    "name": "name",
+    "gpu_name": "name",
+    "driver_version": "driver",
+    "memory.total": "memory",
+    "compute_cap": "capability",
+    "uuid": "uuid",
+    "gpu_uuid": "uuid",
+    "pci.bus_id": "bus",
+    "gpu_bus_id": "bus",
+    "mig.mode.current": "mig",
+}
+
+
+def _read_csv(text: str, lines: list[str]) -> SmiReport | None:
+    """`--query-gpu=... --format=csv[,noheader][,nounits]` in any column order. With a header
+    the columns are known; without one each column is guessed from its values."""
+    rows = [row for row in csv.reader(_csv_lines(lines), skipinitialspace=True) if any(row)]
+    if not rows:
+        return None
+    header = [_csv_name(cell) for cell in rows[0]]
+    if any(name in _CSV_COLUMNS for name in header):
+        columns = [_CSV_COLUMNS.get(name) for name in header]
+        rows = rows[1:]
+    else:
+        columns = _guess_columns(rows)
+        # Names and indexes alone look like any comma-separated prose: not enough to go on.
+        if not set(columns) & {"uuid", "bus", "driver", "capability", "memory"}:
+            return None
+    if not rows:
+        return None
+    records = [dict(zip(columns, (cell.strip() for cell in row))) for row in rows]
+    drivers = [_version(r.get("driver")) for r in records]
+    return SmiReport(
+        "query",
+        driver_version=next((d for d in drivers if d), None),
+        gpus=tuple(_csv_gpu(i, record) for i, record in enumerate(records)),
+    )
+
+
+def _csv_lines(lines: list[str]) -> list[str]:
+    return [line for line in lines if line.strip() and "|" not in line]
+
+
+def _csv_name(cell: str) -> str:
+    """ "memory.total [MiB]" -> "memory.total"."""
+    return cell.partition("[")[0].strip().lower()
+
+
+def _csv_gpu(position: int, record: dict[str | None, str]) -> Gpu:
+    capability = _value(record.get("capability"))
+    index = _int(record.get("index"))
+    return Gpu(
+        index=position if index is None else index,
+        name=_value(record.get("name")),
+        memory_mib=_mib(record.get("memory")),
+        compute_capability=capability if capability and _CAPABILITY.fullmatch(capability) else None,
+        uuid=_uuid(record.get("uuid")),
+        bus_id=_bus_id(record.get("bus")),
+        mig_enabled=_mig_mode(record.get("mig")),
+    )
+
+
+def _guess_columns(rows: list[list[str]]) -> list[str | None]:
+    """Name the columns of a header-less CSV from what every row holds there. Only values with
+    a shape of their own are named: UUIDs, bus ids, driver versions (NNN.NN), capabilities
+    (X.Y), a single "MiB" column (taken as total memory — with nounits, or several memory
+    columns, memory cannot be told apart and stays unknown), a 0..n-1 index, and one text
+    column as the name. Everything else stays unknown."""
+    width = min(len(row) for row in rows)
+    columns: list[str | None] = []
+    for col in range(width):
+        values = [row[col].strip() for row in rows]
+        columns.append(_guess_column(values, col))
+    if columns.count("memory") > 1:
+        columns = [None if c == "memory" else c for c in columns]
+    if columns.count("name") > 1:
+        first = columns.index("name")
+        columns = [None if c == "name" and i != first else c for i, c in enumerate(columns)]
+    return columns
+
+
+def _guess_column(values: list[str], col: int) -> str | None:
+    shapes: tuple[tuple[str, Callable[[str], bool]], ...] = (
+        ("uuid", lambda v: _UUID.fullmatch(v) is not None),
+        ("bus", lambda v: _BUS_ID.fullmatch(v) is not None),
+        ("driver", lambda v: re.fullmatch(r"\d{3}\.\d{1,3}(?:\.\d{1,3})?", v) is not None),
+        ("capability", lambda v: _CAPABILITY.fullmatch(v) is not None),
+        ("memory", lambda v: re.fullmatch(r"\d+ MiB", v) is not None),
+        ("mig", lambda v: v in ("Enabled", "Disabled")),
+    )
+    known = [v for v in values if _value(v) is not None]
+    if not known:
+        return None
+    for name, shape in shapes:
+        if all(shape(v) for v in known):
+            return name
+    if col == 0 and [_int(v) for v in values] == list(range(len(values))):
+        return "index"
+    if all(re.search(r"[A-Za-z]", v) for v in known):
+        return "name"
+    return None
+
+
+# --- failures --------------------------------------------------------------------------------
+
+_NO_DRIVER_HINT = (
+    "Install the NVIDIA driver (or load its kernel module), reboot if it was just installed; "
+    "in a container, start it with GPU access (docker run --gpus all)."
+)
+
+#: (kind, pattern, message, hint); the first match of each kind is reported.
+_FAILURES: tuple[tuple[str, str, str, str], ...] = (
+    (
+        "version_mismatch",
+        r"Driver/library version mismatch",
+        "the NVIDIA kernel driver and its user-space library (NVML) have different versions; "
+        "the driver was updated without a reboot",
+        "Reboot, or unload and reload the nvidia kernel modules, so both are one version.",
+    ),
+    (
+        "no_driver",
+        r"couldn't communicate with the NVIDIA driver|NVML: Driver Not Loaded"
+        r"|couldn't find libnvidia-ml",
+        "nvidia-smi could not talk to the NVIDIA driver: none is loaded",
+        _NO_DRIVER_HINT,
+    ),
+    (
+        "permission_denied",
+        r"Insufficient Permissions|Permission denied|NVML: No permission",
+        "nvidia-smi was not allowed to open the GPU device files",
+        "Run as a user with access to /dev/nvidia* (groups video/render), or give the "
+        "container the devices.",
+    ),
+    (
+        "no_driver",
+        r"Failed to initialize NVML: (?!Driver/library|Insufficient)\w.*",
+        "NVML, the driver's management library, failed to start",
+        _NO_DRIVER_HINT,
+    ),
+    (
+        "no_devices",
+        r"No devices were found|Unable to determine the device handle|GPU is lost",
+        "the NVIDIA driver is loaded but sees no usable GPU",
+        "Check that the GPU is visible here (lspci; in a container --gpus all or "
+        "NVIDIA_VISIBLE_DEVICES) and supported by this driver; a lost GPU needs a reset/reboot.",
+    ),
+    (
+        "not_found",
+        r"nvidia-smi[\"']?:?\s*(?:command )?not found|executable file not found"
+        r"|not recognized as an internal or external command"
+        r"|is not recognized as the name of a cmdlet|nvidia-smi\S*: No such file or directory",
+        "the nvidia-smi command is not installed or not on PATH",
+        "Install the NVIDIA driver (it ships nvidia-smi) or put its directory on PATH; on "
+        "Windows it is in C:\\Windows\\System32.",
+    ),
+)
+
+
+def _failures(text: str) -> tuple[Problem, ...]:
+    """Classified failure messages found anywhere in the text."""
+    problems: dict[str, Problem] = {}
+    for kind, pattern, message, hint in _FAILURES:
+        match = re.search(pattern, text, re.IGNORECASE)
+        if match and kind not in problems:
+            found = _line_at(text, match.start())
+            problems[kind] = Problem(kind, f"{message} (nvidia-smi said: {found!r})", hint)
+    library = _version_after(text, "NVML library version")
+    mismatch = problems.get("version_mismatch")
+    if library and mismatch:
+        problems["version_mismatch"] = replace(
+            mismatch,
+            message=f"{mismatch.message}; {library} is the library's version, not the running "
+            "driver's",
+        )
+    return tuple(problems.values())
+
+
+def _line_at(text: str, position: int) -> str:
+    start = text.rfind("\n", 0, position) + 1
+    end = text.find("\n", position)
+    return text[start : end if end >= 0 else len(text)].strip()[:200]
+
+
+def _problem(kind: str, message: str) -> Problem:
+    return Problem(kind, message, _UNPARSEABLE_HINT)
+
+
+_NOTHING_FOUND = "recognised nvidia-smi {fmt} output but found neither a driver version nor a GPU"
+_UNKNOWN = "this is not nvidia-smi output that envsetup can read ({what})"
+_TABLE_CUT = "the nvidia-smi table ends before its first GPU row (output cut off or crashed)"
+_XML_ENTITY = "the XML declares entities; refusing to expand them"
+_XML_BROKEN = "the nvidia-smi XML output is malformed or cut off ({exc})"
+_UNPARSEABLE_HINT = (
+    "Paste the complete, unedited output of `nvidia-smi` (or `nvidia-smi -q`), or pass "
+    "--driver-version / ENVSETUP_CUDA_DRIVER_VERSION instead."
+)
