@@ -23,7 +23,7 @@ from envsetup.probe.overrides import Override, read_overrides
 if TYPE_CHECKING:
     from envsetup.nvidia_smi import SmiReport
 
-__all__ = ["detect", "machine_from_nvidia_smi"]
+__all__ = ["detect", "machine_from_nvidia_smi", "read_nvidia_smi_output"]
 
 
 def detect(
@@ -429,3 +429,20 @@ def machine_from_nvidia_smi(text: str, *, platform: Platform | None = None) -> M
         evidence=tuple(findings.evidence),
         errors=report.problems,
     )
+
+
+def read_nvidia_smi_output(path: str) -> str:
+    """The text of a saved `nvidia-smi` output ("-" = stdin); unreadable is a usage error."""
+    import sys
+
+    from envsetup.errors import UsageError
+
+    try:
+        if path == "-":
+            return sys.stdin.buffer.read().decode("utf-8", "replace")
+        return Path(path).read_bytes().decode("utf-8", "replace")
+    except OSError as error:
+        raise UsageError(
+            f"cannot read the nvidia-smi output {path!r}: {error.strerror or error}",
+            hint="pass a file saved from `nvidia-smi > smi.txt`, or `-` to read standard input",
+        ) from None
