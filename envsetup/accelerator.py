@@ -37,6 +37,7 @@ _UNITS = {
     "gib": 2**30,
     "tib": 2**40,
 }
+_BACKEND_LABELS = {"cuda": "CUDA", "rocm": "ROCm", "mps": "MPS"}
 _KIND_LABELS = {"cpu": "CPU-only", "cuda": "CUDA", "rocm": "ROCm", "xpu": "XPU"}
 _MEMORY = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*$", re.IGNORECASE)
 _DEVICE = re.compile(r"^(cpu|mps|cuda(:\d+)?)$")
@@ -177,7 +178,9 @@ def unmet(requirement: GpuRequirement, view: TorchView) -> list[str]:
     """Only the conditions that do not hold, each in words ("needs 2 GPUs, 1 visible")."""
     backend = view.backend
     if requirement.backend and requirement.backend != backend:
-        return [f"needs a {requirement.backend.upper()} device, torch can use {backend or 'none'}"]
+        wanted = _BACKEND_LABELS[requirement.backend]
+        have = _BACKEND_LABELS.get(backend or "", "none")
+        return [f"needs a {wanted} device, torch can use {have}"]
     missing: list[str] = []
     if backend == "mps":
         if requirement.count > 1:
@@ -363,10 +366,7 @@ def why_unusable(view: TorchView, machine: Machine, fix: str | None) -> str:
     elif machine.visible_gpus == ():
         cause = f"CUDA_VISIBLE_DEVICES hides every GPU from {torch_name}"
     elif view.cuda and machine.cuda_version and _newer(view.cuda, machine.cuda_version):
-        cause = (
-            f"{torch_name} is built for CUDA {view.cuda}, newer than the driver supports — "
-            "upgrade the driver or install a build for an older CUDA"
-        )
+        cause = f"{torch_name} is built for CUDA {view.cuda}, newer than the driver supports"
     elif view.hip and not machine.amd_gpus:
         cause = f"{torch_name} is a ROCm build, these GPUs need a CUDA build"
     elif view.cuda and not machine.nvidia_gpus:
