@@ -212,6 +212,7 @@ class _Choice:
     variant: Variant
     reasons: tuple[str, ...]
     warnings: tuple[str, ...] = ()
+    minor_compat: bool = False  # newer than the driver's CUDA: runs through minor-version compat
 
 
 def resolve(
@@ -487,6 +488,7 @@ def _best(context: _Context, variants: list[Variant]) -> Variant:
 def _explain(context: _Context, version: str, variant: Variant, notes: tuple[str, ...]) -> _Choice:
     reasons: list[str] = []
     warnings: list[str] = list(notes)
+    minor_compat = False
     covered = [gpu for gpu in context.nvidia if gpu.compute_capability]
     wheels_have = f" whose wheels include {_sm_list(covered)}" if covered else ""
     if variant.kind == "cuda" and context.forced is None and context.max_cuda is not None:
@@ -495,6 +497,7 @@ def _explain(context: _Context, version: str, variant: Variant, notes: tuple[str
                 f"{variant} is the newest torch {version} variant ≤ {context.max_cuda}{wheels_have}"
             )
         else:
+            minor_compat = True
             floor = _driver_floor(context, variant)
             reasons.append(
                 f"no torch {version} variant ≤ {context.max_cuda}{wheels_have} fits; {variant} is "
@@ -521,12 +524,24 @@ def _explain(context: _Context, version: str, variant: Variant, notes: tuple[str
         reasons.append(f"{variant} is the newest torch {version} ROCm variant{covers}")
     elif variant.kind == "xpu":
         reasons.append(f"Intel GPU: the xpu build of torch {version}")
-    return _Choice(variant, tuple(reasons), tuple(warnings))
+    archs = context.matrices.arch_list(version, variant.name, context.platform)
+    if archs is not None and not archs.confirmed and covered:
+        warnings.append(
+            f"the GPU architectures of torch {version} {variant} on {context.platform} are "
+            "inferred, not confirmed by a primary source; `envsetup verify` checks them"
+        )
+    return _Choice(variant, tuple(reasons), tuple(warnings), minor_compat)
 
 
 def _stable_plan(
-    context: _Context, spec: SpecifierSet, companions: dict[str, SpecifierSet]
+    context: _Context,
+    spec: SpecifierSet,
+    companions: dict[str, SpecifierSet],
+    *,
+    fallback: bool = True,
 ) -> Plan:
+    """Rule 4: the newest matching release with a fitting build; unpinned GPU misses → CPU."""
+    pinned = bool(str(spec))
     releases = [r for r in reversed(context.matrices.releases) if _matches(spec, r)]
     if not releases:
         known = ", ".join(str(r.version) for r in context.matrices.releases[-3:])
@@ -536,23 +551,49 @@ def _stable_plan(
         )
     skipped: list[str] = []
     for release in releases:
+        if not release.confirmed and not pinned:
+            skipped.append(
+                f"torch {release.version}: its wheel facts are unconfirmed "
+                f"(--torch {release.version} plans it anyway)"
+            )
+            continue
         found = _try_release(context, release, companions)
         if isinstance(found, _Choice):
-            return _build_plan(context, release, found, companions, skipped)
+            plan = _build_plan(context, release, found, companions, skipped)
+            if found.minor_compat:
+                plan = replace(
+                    plan, alternatives=(*plan.alternatives, _strict(context, spec, companions))
+                )
+            return plan
         skipped.append(f"torch {release.version}: " + "; ".join(found))
-    if context.target != "cpu" and context.forced is None and context.request.backend == "auto":
-        cpu_context = replace(context, target="cpu", reasons=list(context.reasons))
-        cpu_context.warnings = [
-            *context.warnings,
-            f"no {context.target.upper()} build fits this machine: "
-            + " / ".join(skipped[:2])
-            + "; planning the CPU build instead",
-        ]
-        return _stable_plan(cpu_context, spec, companions)
+    if fallback and not pinned and context.target != "cpu" and context.forced is None:
+        return _cpu_fallback(context, spec, companions, skipped)
     raise NoCompatibleBuild(
         _failure_message(context, spec, skipped),
         hint=_suggest(context, spec, companions),
     )
+
+
+def _cpu_fallback(
+    context: _Context, spec: SpecifierSet, companions: dict[str, SpecifierSet], skipped: list[str]
+) -> Plan:
+    """No GPU build of any release fits: plan the CPU build, loudly, with the way out."""
+    kind = {"cuda": "CUDA", "rocm": "ROCm", "xpu": "XPU"}[context.target]
+    cpu_context = replace(
+        context,
+        target="cpu",
+        reasons=[*context.reasons, f"no {kind} build of any torch release fits: CPU build"],
+        warnings=[
+            *context.warnings,
+            "this machine has a GPU but gets the CPU build; newest misses: "
+            + " / ".join(skipped[:2]),
+        ],
+    )
+    plan = _stable_plan(cpu_context, spec, companions, fallback=False)
+    upgrade = _driver_upgrade(context, spec)
+    if upgrade is None:
+        return plan
+    return replace(plan, alternatives=(upgrade, *plan.alternatives))
 
 
 def _matches(spec: SpecifierSet, release: Release) -> bool:
@@ -600,7 +641,7 @@ def _suggest(context: _Context, spec: SpecifierSet, companions: dict[str, Specif
     ideas: list[str] = []
     if str(spec):
         try:
-            other = _stable_plan(context, SpecifierSet(), companions)
+            other = _stable_plan(context, SpecifierSet(), companions, fallback=False)
         except NoCompatibleBuild:
             pass
         else:
@@ -689,12 +730,19 @@ def _build_plan(
     version = str(release.version)
     variant = choice.variant
     pypi = _served_by_pypi(context, release, variant)
-    tag = "" if pypi or not _has_local_tag(context, release, variant) else f"+{variant}"
-    packages = [f"torch=={version}{tag}"]
     reasons = [*context.reasons]
     if skipped:
-        reasons.append(f"newer releases do not fit: {skipped[0]}")
+        reasons.append("newer releases do not fit: " + " / ".join(skipped[:2]))
     reasons += choice.reasons
+    tag = f"+{variant}"
+    if pypi:
+        tag = ""
+    elif context.platform == "linux-aarch64":
+        # Older aarch64 wheels on the index carry no local tag (2.5.1 in cu124 is plain
+        # "2.5.1"); a pin without it matches either, and --index-url still picks the build.
+        tag = ""
+        reasons.append("aarch64 pins leave out the +variant tag; the index selects the build")
+    packages = [f"torch=={version}{tag}"]
     for name in companions:
         paired = _companion(release, name)
         packages.append(f"{name}=={paired}{tag}")
@@ -718,9 +766,38 @@ def _build_plan(
         python=context.python,
         policy=context.request.policy,
         reasons=tuple(reasons),
-        warnings=(*context.warnings, *choice.warnings),
+        warnings=(*context.warnings, *choice.warnings, *_unconfirmed(context, release)),
         alternatives=tuple(_alternatives(context, release, variant)),
     )
+
+
+def _strict(context: _Context, spec: SpecifierSet, companions: dict[str, SpecifierSet]) -> str:
+    """The alternative to a minor-version-compat choice: what --policy strict would pick."""
+    strict = replace(context, request=replace(context.request, policy="strict"))
+    try:
+        plan = _stable_plan(strict, spec, companions, fallback=False)
+    except NoCompatibleBuild:
+        return "--policy strict: no build ≤ the driver's CUDA fits; upgrade the driver instead"
+    return f"--policy strict: torch {plan.torch} {plan.variant} (no minor-version compatibility)"
+
+
+def _unconfirmed(context: _Context, release: Release) -> list[str]:
+    """Warnings for facts of the chosen release that no primary source confirms."""
+    if not release.confirmed:
+        return [
+            f"torch {release.version}: the matrices cannot confirm its wheels, Pythons or "
+            "companions yet; `envsetup verify` after installing"
+        ]
+    relevant = {"variants", f"variants.{context.platform}", "python"}
+    if context.python in release.python_platforms:
+        relevant.add("python_platforms")
+    fields = [name for name in release.unconfirmed if name in relevant]
+    if not fields:
+        return []
+    return [
+        f"torch {release.version}: {', '.join(fields)} not confirmed by a primary source "
+        "(matrices/torch.toml)"
+    ]
 
 
 def _alternatives(context: _Context, release: Release, chosen: Variant) -> list[str]:
@@ -786,7 +863,3 @@ def _served_by_pypi(context: _Context, release: Release, variant: Variant) -> bo
     if context.os == "linux":
         return False
     return release.pypi_default.get(context.platform) == variant.name
-
-
-def _has_local_tag(context: _Context, release: Release, variant: Variant) -> bool:
-    return True
