@@ -1,0 +1,175 @@
+"""Verify an environment from the inside: run the self-contained check there, then diagnose.
+
+The check (`_verify_check.py`) runs in the target interpreter with `python -c` because envsetup is
+usually not installed there; it prints facts as JSON. The verdicts (`diagnose.py`) are made here,
+where the Machine, the matrices and the planner are at hand, so that every failure comes with
+the exact command that fixes it.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import subprocess
+import sys
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from envsetup import _verify_check
+from envsetup.diagnose import Check, Expectation, build_variant, diagnose
+from envsetup.errors import EnvsetupError
+from envsetup.machine import Machine
+
+__all__ = ["Check", "Expectation", "VerifyReport", "run_check", "verify"]
+
+#: Real torch imports in ~4 s and initialises CUDA in ~5 s (H100 sample); --bench adds ~20 s.
+CHECK_TIMEOUT_S = 300.0
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    """What `envsetup verify --json` prints; `ok` only when every check passed."""
+
+    python: str
+    python_version: str | None
+    torch: str | None
+    variant: str | None
+    cuda: str | None
+    devices: tuple[dict[str, Any], ...]
+    checks: tuple[Check, ...]
+    bench: dict[str, Any] | None = None
+
+    @property
+    def ok(self) -> bool:
+        return all(check.ok for check in self.checks)
+
+    @property
+    def failures(self) -> tuple[Check, ...]:
+        return tuple(check for check in self.checks if not check.ok)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "python": self.python,
+            "python_version": self.python_version,
+            "torch": self.torch,
+            "variant": self.variant,
+            "cuda": self.cuda,
+            "devices": list(self.devices),
+            "checks": [
+                {"name": c.name, "ok": c.ok, "detail": c.detail, "fix": c.fix} for c in self.checks
+            ],
+            "bench": self.bench,
+        }
+
+
+def run_check(
+    python: str, options: dict[str, Any], *, timeout: float = CHECK_TIMEOUT_S
+) -> dict[str, Any]:
+    """Run the check inside `python` and return the facts it reports."""
+    source = Path(_verify_check.__file__).read_text(encoding="utf-8")
+    try:
+        result = subprocess.run(
+            [python, "-c", source, json.dumps(options)],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+    except FileNotFoundError:
+        raise EnvsetupError(
+            f"no interpreter at {python!r}",
+            hint="pass --python with the path of the environment's python (bin/python)",
+        ) from None
+    except subprocess.TimeoutExpired:
+        raise EnvsetupError(
+            f"the check inside {python} did not finish within {timeout:.0f} s",
+            hint="a GPU that hangs on initialisation shows up here; try `nvidia-smi` first",
+        ) from None
+    except OSError as error:
+        raise EnvsetupError(f"could not run {python!r}: {error.strerror}") from None
+    for line in reversed(result.stdout.splitlines()):
+        if line.startswith(_verify_check.MARKER):
+            facts: dict[str, Any] = json.loads(line[len(_verify_check.MARKER) :])
+            return facts
+    tail = "\n".join((result.stderr or result.stdout).strip().splitlines()[-8:])
+    raise EnvsetupError(
+        f"the check inside {python} stopped before reporting (exit {result.returncode}):\n{tail}",
+        hint="a crash while importing torch (segfault, missing shared library) ends up here; "
+        f"try `{shlex.join([python, '-c', 'import torch'])}` to see it",
+    )
+
+
+def verify(
+    python: str | None = None,
+    *,
+    machine: Machine | None = None,
+    expect: Expectation | None = None,
+    require_gpu: bool = False,
+    bench: bool = False,
+    fix: str | None = None,
+    bench_options: dict[str, Any] | None = None,
+) -> VerifyReport:
+    """Check the environment of `python` (default: this interpreter) against `machine`.
+
+    `fix` is the command that installs the right build; without it the planner is asked.
+    """
+    python = python or sys.executable
+    options: dict[str, Any] = {"bench": bench, "gpu_expected": bool(machine and machine.gpus)}
+    options.update(bench_options or {})
+    facts = run_check(python, options)
+    expect = expect or Expectation()
+    checks = diagnose(facts, machine=machine, expect=expect, require_gpu=require_gpu, fix=fix)
+    if fix is None and not all(check.ok for check in checks):
+        # Planning costs a matrices load; only a failure needs the command that fixes it.
+        fix = planned_fix(python, machine, facts, expect)
+        checks = diagnose(facts, machine=machine, expect=expect, require_gpu=require_gpu, fix=fix)
+    torch = facts.get("torch") or {}
+    return VerifyReport(
+        python=str(facts.get("executable") or python),
+        python_version=facts.get("python"),
+        torch=torch.get("version"),
+        variant=build_variant(torch) if torch else None,
+        cuda=torch.get("cuda"),
+        devices=tuple(facts.get("devices") or ()),
+        checks=tuple(checks),
+        bench=facts.get("bench"),
+    )
+
+
+def planned_fix(
+    python: str, machine: Machine | None, facts: dict[str, Any], expect: Expectation
+) -> str:
+    """The planner's install command for this machine and environment, or envsetup's own verb."""
+    fallback = shlex.join(["envsetup", "install", "--python", python, "--yes"])
+    if machine is None:
+        return fallback
+    from envsetup.install_args import install_argv
+    from envsetup.plan import Request
+    from envsetup.resolve import resolve
+
+    torch = facts.get("torch") or {}
+    companions = tuple(sorted(facts.get("companions") or {}))
+    installed = {name: info["installed"] for name, info in (facts.get("companions") or {}).items()}
+    if torch.get("version"):
+        installed["torch"] = torch["version"]
+    version = facts.get("python")
+    if version:
+        major_minor = ".".join(str(version).split(".")[:2])
+        machine = replace(machine, platform=replace(machine.platform, python=major_minor))
+    wanted = expect.torch
+    current = str(torch["version"]).split("+")[0] if torch.get("version") else None
+    backend = expect.variant or "auto"
+    # Same torch release first (least surprise), then whatever the planner finds best.
+    for spec in dict.fromkeys([wanted or (f"=={current}" if current else None), None]):
+        try:
+            plan = resolve(
+                machine,
+                Request(torch=spec, with_=companions, backend=backend),
+                installed=installed,
+            )
+        except EnvsetupError:
+            continue
+        return shlex.join(install_argv(plan, python=python))
+    return fallback
