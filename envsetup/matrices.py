@@ -25,22 +25,22 @@ Values the sources do not confirm are still returned; callers that care read `.c
 from __future__ import annotations
 
 import functools
+import marshal
+import os
 import re
 import sys
+import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
 
 from envsetup.errors import EnvsetupError
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on 3.9/3.10 only
-    import tomli as tomllib
+if TYPE_CHECKING:
+    from packaging.specifiers import SpecifierSet
 
 #: Platform keys used throughout the matrices (`Platform.key`).
 PLATFORMS = ("linux-x86_64", "linux-aarch64", "windows-amd64", "macos-arm64", "macos-x86_64")
@@ -172,7 +172,15 @@ class ArchList:
 
     @functools.cached_property
     def specifier(self) -> SpecifierSet:
-        return SpecifierSet(self.torch)
+        from packaging.specifiers import InvalidSpecifier, SpecifierSet  # lazy: ~10 ms import
+
+        try:
+            return SpecifierSet(self.torch)
+        except InvalidSpecifier:
+            raise MatricesError(
+                f"archs.toml: torch = {self.torch!r} ({self.variant}) is not a PEP 440 specifier",
+                hint="fix the data file (schema in matrices/README.md)",
+            ) from None
 
     def covers(self, compute_capability: str) -> bool:
         """Whether a GPU of this compute capability can run the wheel's kernels.
@@ -406,7 +414,7 @@ def _release(row: _Row) -> Release:
 
 
 def _arch_list(row: _Row) -> ArchList:
-    arch = ArchList(
+    return ArchList(
         torch=row.text("torch"),
         variant=row.text("variant"),
         platforms=row.texts("platforms", None),
@@ -416,11 +424,6 @@ def _arch_list(row: _Row) -> ArchList:
         confirmed=row.flag("confirmed", True),
         notes=row.text("notes", ""),
     )
-    try:
-        _ = arch.specifier
-    except InvalidSpecifier as error:
-        raise row.fail("torch", "a PEP 440 specifier") from error
-    return arch
 
 
 def _rocm(row: _Row) -> RocmTargets:
@@ -442,8 +445,13 @@ def default_directory() -> Path:
     return here.parent / "matrices"
 
 
-def read_documents(directory: Path) -> dict[str, dict[str, Any]]:
+def _parse(directory: Path) -> dict[str, dict[str, Any]]:
     """Parse every data file; missing or malformed files become one clear error."""
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - exercised on 3.9/3.10 only
+        import tomli as tomllib
+
     documents: dict[str, dict[str, Any]] = {}
     for name in FILES:
         path = directory / name
@@ -460,6 +468,71 @@ def read_documents(directory: Path) -> dict[str, dict[str, Any]]:
             raise MatricesError(
                 f"{path} is not valid TOML: {error}", hint="fix the file or restore it from git"
             ) from None
+    return documents
+
+
+def cache_directory() -> Path | None:
+    """Where parsed matrices are cached: ENVSETUP_CACHE_DIR, else the user cache directory.
+
+    ENVSETUP_CACHE_DIR set to an empty string turns the cache off.
+    """
+    configured = os.environ.get("ENVSETUP_CACHE_DIR")
+    if configured is not None:
+        return Path(configured) if configured else None
+    if sys.platform == "win32":
+        base = os.environ.get("LOCALAPPDATA")
+        return Path(base) / "envsetup" / "cache" if base else None
+    if sys.platform == "darwin":
+        return Path.home() / "Library" / "Caches" / "envsetup"
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".cache") / "envsetup"
+
+
+def _cache_entry(directory: Path) -> tuple[Path, str] | None:
+    """The cache file for `directory` and the key its content must carry to be current."""
+    cache = cache_directory()
+    if cache is None:
+        return None
+    key = [f"{sys.version_info[:2]}|{marshal.version}|{directory}"]
+    for name in FILES:
+        try:
+            stat = (directory / name).stat()
+        except OSError:
+            return None
+        key.append(f"{name}:{stat.st_size}:{stat.st_mtime_ns}")
+    tag = zlib.crc32(str(directory).encode())
+    return (
+        cache / f"matrices-{sys.version_info[0]}{sys.version_info[1]}-{tag:08x}.marshal",
+        "|".join(key),
+    )
+
+
+def read_documents(directory: Path) -> dict[str, dict[str, Any]]:
+    """The parsed data files, from the cache when the files have not changed since last time.
+
+    TOML parsing costs ~10 ms and tomllib's import more, on every `plan`; a marshal cache costs
+    under 1 ms. The cache is best effort: unreadable or unwritable caches are ignored.
+    """
+    entry = _cache_entry(directory)
+    if entry is not None:
+        path, key = entry
+        try:
+            cached = marshal.loads(path.read_bytes())
+        except (OSError, ValueError, EOFError, TypeError):
+            cached = None
+        if isinstance(cached, tuple) and len(cached) == 2 and cached[0] == key:
+            documents: dict[str, dict[str, Any]] = cached[1]
+            return documents
+    documents = _parse(directory)
+    if entry is not None:
+        path, key = entry
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            partial = path.with_suffix(f".{os.getpid()}.tmp")
+            partial.write_bytes(marshal.dumps((key, documents)))
+            partial.replace(path)
+        except OSError:
+            pass
     return documents
 
 
