@@ -115,5 +115,6 @@ def locate_nvidia_smi(
     found, broken = find_tool("nvidia-smi", environ, smi_candidates(root, os_name, wsl))
     if broken:
         findings.warn(broken)
-    findings.record("nvidia_smi", found, "PATH" + (" and driver folders" if wsl else ""), started)
+    where = "nvidia-smi on PATH" + (" or in /usr/lib/wsl/lib" if wsl else "")
+    findings.record("nvidia_smi", found, where, started)
     return found

@@ -1,0 +1,89 @@
+/* A stand-in for libnvidia-ml.so.1 (and libcuda's cuDriverGetVersion), built by tests/fakes.py
+ * with -D values, so envsetup's ctypes code runs for real on a machine without a driver.
+ * Only the entry points envsetup calls exist; nvmlDeviceGetMigMode says "not supported". */
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+typedef struct {
+    unsigned long long total, free, used;
+} mem_t;
+
+typedef struct {
+    char legacy[16];
+    unsigned domain, bus, device, id, sub;
+    char bus_id[32];
+} pci_t;
+
+static const char *names[] = {GPU_NAMES};
+static const int majors[] = {CC_MAJORS};
+static const int minors[] = {CC_MINORS};
+
+static int ix(void *handle) { return (int)(uintptr_t)handle - 1; }
+
+int nvmlInit_v2(void) { return INIT_RC; }
+int nvmlShutdown(void) { return 0; }
+
+const char *nvmlErrorString(int rc) {
+    if (rc == 9) return "Driver Not Loaded";
+    if (rc == 18) return "RM has detected an NVML/RM version mismatch.";
+    return "Unknown Error";
+}
+
+int nvmlSystemGetDriverVersion(char *out, unsigned size) {
+    snprintf(out, size, "%s", DRIVER);
+    return 0;
+}
+
+int nvmlSystemGetCudaDriverVersion_v2(int *version) {
+    *version = CUDA;
+    return 0;
+}
+
+int nvmlDeviceGetCount_v2(unsigned *count) {
+    *count = COUNT;
+    return 0;
+}
+
+int nvmlDeviceGetHandleByIndex_v2(unsigned index, void **handle) {
+    if (index >= COUNT) return 2;
+    *handle = (void *)(uintptr_t)(index + 1);
+    return 0;
+}
+
+int nvmlDeviceGetName(void *handle, char *out, unsigned size) {
+    snprintf(out, size, "%s", names[ix(handle)]);
+    return 0;
+}
+
+int nvmlDeviceGetUUID(void *handle, char *out, unsigned size) {
+    snprintf(out, size, "GPU-00000000-0000-0000-0000-%012d", ix(handle));
+    return 0;
+}
+
+int nvmlDeviceGetMemoryInfo(void *handle, mem_t *memory) {
+    memory->total = MEMORY;
+    memory->free = MEMORY;
+    memory->used = 0;
+    return 0;
+}
+
+int nvmlDeviceGetCudaComputeCapability(void *handle, int *major, int *minor) {
+    *major = majors[ix(handle)];
+    *minor = minors[ix(handle)];
+    return 0;
+}
+
+int nvmlDeviceGetPciInfo_v3(void *handle, pci_t *pci) {
+    memset(pci, 0, sizeof *pci);
+    pci->bus = 6 + ix(handle);
+    snprintf(pci->bus_id, sizeof pci->bus_id, "00000000:%02X:00.0", pci->bus);
+    return 0;
+}
+
+int nvmlDeviceGetMigMode(void *handle, unsigned *current, unsigned *pending) { return 3; }
+
+int cuDriverGetVersion(int *version) {
+    *version = CUDA;
+    return 0;
+}
