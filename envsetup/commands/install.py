@@ -1,0 +1,71 @@
+"""`envsetup install`: install the planned torch build into an environment, then verify it."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import sys
+
+from envsetup.commands._request import (
+    add_machine_arguments,
+    add_request_arguments,
+    machine_from_args,
+    request_from_args,
+)
+from envsetup.install_args import INSTALLERS
+from envsetup.plan import Plan
+
+HELP = "Install the right torch build into this (or --python's) environment and verify it."
+
+
+def add_installer_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--installer",
+        choices=INSTALLERS,
+        default=os.environ.get("ENVSETUP_INSTALLER") or "pip",
+        help="pip (default) or uv (`uv pip install`); env ENVSETUP_INSTALLER",
+    )
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--python", metavar="PATH", help="interpreter of the target environment (default: this one)"
+    )
+    add_installer_argument(parser)
+    parser.add_argument(
+        "-y", "--yes", action="store_true", help="replace an installed torch build without asking"
+    )
+    parser.add_argument("--dry-run", action="store_true", help="print the command, run nothing")
+    add_request_arguments(parser)
+    add_machine_arguments(parser)
+
+
+def announce(plan: Plan) -> None:
+    """What is about to happen and why, before the installer's output starts."""
+    where = plan.index_url or plan.find_links or "PyPI"
+    print(f"envsetup: installing {' '.join(plan.packages)} from {where}", flush=True)
+    for reason in plan.reasons:
+        print(f"  - {reason}")
+    for warning in plan.warnings:
+        print(f"  ! {warning}")
+
+
+def run(args: argparse.Namespace) -> int:
+    from envsetup.commands.verify import human
+    from envsetup.install import confirm_replace, install, installer_argv
+    from envsetup.resolve import resolve
+
+    request = request_from_args(args)
+    python = args.python or sys.executable
+    machine, installed = machine_from_args(args, args.python)
+    plan = resolve(machine, request, installed=installed)
+    argv = installer_argv(plan, installer=args.installer, python=python)
+    if args.dry_run:
+        print(shlex.join(argv))
+        return 0
+    confirm_replace(plan, python, yes=args.yes, interactive=sys.stdin.isatty())
+    announce(plan)
+    report = install(plan, python=python, installer=args.installer, machine=machine)
+    print(human(report))
+    return 0 if report.ok else 1

@@ -1,0 +1,82 @@
+"""`envsetup venv PATH`: a fresh environment with the right torch build, verified, or nothing."""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shutil
+import sys
+from pathlib import Path
+
+from envsetup.commands._request import (
+    add_machine_arguments,
+    add_request_arguments,
+    machine_from_args,
+    request_from_args,
+)
+from envsetup.commands.install import add_installer_argument, announce
+from envsetup.errors import UsageError
+
+HELP = "Create a virtual environment with the right torch build, verified (all or nothing)."
+
+_VERSION = re.compile(r"3\.\d{1,2}t?")
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("path", metavar="PATH", help="where to create the environment")
+    parser.add_argument(
+        "--python",
+        metavar="X.Y|PATH",
+        help="base interpreter: a version found on PATH (3.12) or a path (default: this one)",
+    )
+    add_installer_argument(parser)
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="replace an existing environment at PATH (kept until the new one is verified)",
+    )
+    add_request_arguments(parser)
+    add_machine_arguments(parser)
+
+
+def base_interpreter(value: str | None, installer: str) -> str:
+    """The interpreter the environment is made from; uv finds versions itself."""
+    if value is None:
+        return sys.executable
+    if _VERSION.fullmatch(value) and installer != "uv":
+        found = shutil.which(f"python{value}")
+        if found is None:
+            raise UsageError(
+                f"--python {value}: no python{value} on PATH",
+                hint="install that Python, put it on PATH, or pass the interpreter's path",
+            )
+        return found
+    return value
+
+
+def run(args: argparse.Namespace) -> int:
+    from envsetup.commands.verify import human
+    from envsetup.installed import interpreter_facts
+    from envsetup.resolve import resolve
+    from envsetup.venv import activation_line, check_target, create_venv, interruptible
+
+    path = Path(args.path)
+    check_target(path, force=args.force)  # before any probing: refuse early and cheaply
+    request = request_from_args(args)
+    base = base_interpreter(args.python, args.installer)
+    version = base if _VERSION.fullmatch(base) else interpreter_facts(base)[0]
+    machine, _ = machine_from_args(args, version)
+    plan = resolve(machine, request)  # a fresh environment: nothing installed to replace
+    announce(plan)
+    with interruptible():
+        result = create_venv(
+            path,
+            plan,
+            base_python=base,
+            installer=args.installer,
+            force=args.force,
+            machine=machine,
+        )
+    print(human(result.report))
+    print(f"\nenvironment ready: {result.path}\nactivate it with: {activation_line(result.path)}")
+    return 0
