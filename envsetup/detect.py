@@ -223,11 +223,12 @@ class _Nvidia:
             return None
         text = result.stdout if result.stdout.strip() else result.stderr
         report = parse(text)
-        for problem in report.problems:
+        classified = [problem for problem in report.problems if problem.kind != "unparseable"]
+        for problem in classified:
             self.findings.problem(problem.kind, problem.message, problem.hint)
         if report.problems or not (report.gpus or report.driver_version):
             self.smi_failed = True
-            if not report.problems:
+            if not classified:  # our words: they name the command, its exit code or signal
                 self.findings.problem(*_silent_failure(command, result.returncode, text))
             self.findings.record("nvidia_smi", None, command, started)
             return None
