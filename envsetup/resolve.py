@@ -361,20 +361,27 @@ def _driver_floor(context: _Context, variant: Variant) -> str | None:
 
 
 def _driver_verdict(context: _Context, variant: Variant) -> str | None:
-    """Why the driver cannot run `variant`, or None when it can (rule 1)."""
+    """Why the driver cannot run `variant`, or None when it can (rule 1).
+
+    A variant at or below the CUDA version the driver reports runs natively; above it, only
+    through minor-version compatibility within the same major, which needs the major's floor.
+    """
     cuda = _cuda_tuple(variant.cuda or "0.0")
-    strict = context.request.policy == "strict"
-    if strict and context.max_cuda is not None and cuda > _cuda_tuple(context.max_cuda):
-        return f"{variant} is newer than CUDA {context.max_cuda} (--policy strict)"
+    floor = _driver_floor(context, variant)
+    needs = f"{variant} needs driver ≥ {floor}" if floor else f"{variant} needs a newer driver"
+    if context.max_cuda is not None:
+        limit = _cuda_tuple(context.max_cuda)
+        if cuda <= limit:
+            return None
+        if context.request.policy == "strict":
+            return f"{variant} is newer than CUDA {context.max_cuda} (--policy strict)"
+        if cuda[0] > limit[0]:
+            return needs
     if context.driver is not None:
-        floor = _driver_floor(context, variant)
         if floor is not None and not driver_at_least(context.driver, floor):
-            return f"{variant} needs driver ≥ {floor}"
-        if floor is None and context.max_cuda is None:
+            return needs
+        if floor is None:
             return f"no driver minimum is known for {variant}"
-        return None
-    if context.max_cuda is not None and cuda[0] > _cuda_tuple(context.max_cuda)[0]:
-        return f"{variant} needs a CUDA {cuda[0]}.x driver; this one supports {context.max_cuda}"
     return None
 
 
@@ -417,7 +424,11 @@ def _gpu_verdict(
             if not gpu.arch
         )
         if targets is None:
-            return None, unknown
+            return None, (
+                *unknown,
+                f"the gfx targets of {variant} are not recorded; cannot confirm it supports "
+                + (", ".join(sorted({gpu.arch for gpu in amd if gpu.arch})) or "this GPU"),
+            )
         missing_gfx = sorted({gpu.arch for gpu in amd if gpu.arch and gpu.arch not in targets})
         if missing_gfx:
             return f"{variant} lacks {', '.join(missing_gfx)}", unknown
@@ -460,8 +471,11 @@ def _choose_variant(context: _Context, release: Release) -> tuple[_Choice | None
     if not passing:
         return None, tuple(rejected)
     variant = _best(context, [item[0] for item in passing])
-    notes = dict(passing)[variant]
-    return _explain(context, version, variant, notes), tuple(rejected)
+    choice = _explain(context, version, variant, dict(passing)[variant])
+    if rejected:
+        ruled_out = f"ruled out for torch {version}: " + "; ".join(rejected)
+        choice = replace(choice, reasons=(*choice.reasons, ruled_out))
+    return choice, tuple(rejected)
 
 
 def _wanted(context: _Context, variant: Variant) -> bool:
@@ -472,6 +486,10 @@ def _wanted(context: _Context, variant: Variant) -> bool:
 
 def _best(context: _Context, variants: list[Variant]) -> Variant:
     """Prefer the driver's own CUDA major, then the newest ≤ its maximum, then the nearest newer."""
+    if context.target == "rocm":
+        # A ROCm build whose gfx list is recorded and covers the GPUs beats an unrecorded one.
+        known = context.matrices.rocm_targets
+        return max(variants, key=lambda v: (known(v.name) is not None, v.version))
     if context.target != "cuda" or context.max_cuda is None:
         return max(variants, key=lambda v: v.version)
     limit = _cuda_tuple(context.max_cuda)
@@ -543,6 +561,7 @@ def _stable_plan(
     """Rule 4: the newest matching release with a fitting build; unpinned GPU misses → CPU."""
     pinned = bool(str(spec))
     releases = [r for r in reversed(context.matrices.releases) if _matches(spec, r)]
+    forced = context.forced
     if not releases:
         known = ", ".join(str(r.version) for r in context.matrices.releases[-3:])
         raise NoCompatibleBuild(
@@ -551,6 +570,8 @@ def _stable_plan(
         )
     skipped: list[str] = []
     for release in releases:
+        if forced is not None and forced.name not in _variants(release, context.platform):
+            continue  # a forced backend: releases without it are not worth a line each
         if not release.confirmed and not pinned:
             skipped.append(
                 f"torch {release.version}: its wheel facts are unconfirmed "
@@ -568,6 +589,11 @@ def _stable_plan(
         skipped.append(f"torch {release.version}: " + "; ".join(found))
     if fallback and not pinned and context.target != "cpu" and context.forced is None:
         return _cpu_fallback(context, spec, companions, skipped)
+    if not skipped and forced is not None:
+        raise NoCompatibleBuild(
+            f"no torch{spec} release has a {forced} build for {context.platform}",
+            hint="run `envsetup matrix --variant " + forced.name + "` to see what exists",
+        )
     raise NoCompatibleBuild(
         _failure_message(context, spec, skipped),
         hint=_suggest(context, spec, companions),
@@ -594,6 +620,16 @@ def _cpu_fallback(
     if upgrade is None:
         return plan
     return replace(plan, alternatives=(upgrade, *plan.alternatives))
+
+
+def _candidates(context: _Context, spec: SpecifierSet) -> list[Release]:
+    """Releases matching `spec`, newest first; unconfirmed ones only when pinned."""
+    pinned = bool(str(spec))
+    return [
+        release
+        for release in reversed(context.matrices.releases)
+        if _matches(spec, release) and (release.confirmed or pinned)
+    ]
 
 
 def _matches(spec: SpecifierSet, release: Release) -> bool:
@@ -660,8 +696,9 @@ def _driver_upgrade(context: _Context, spec: SpecifierSet) -> str | None:
     """'upgrade the driver to ≥ N' when only the driver stands between the GPUs and a build."""
     if context.target != "cuda" or context.driver is None:
         return None
-    for release in reversed(context.matrices.releases):
-        if not _matches(spec, release) or context.python not in _pythons(release, context.platform):
+    strict = context.request.policy == "strict"
+    for release in _candidates(context, spec):
+        if context.python not in _pythons(release, context.platform):
             continue
         floors = []
         for name in _variants(release, context.platform):
@@ -670,7 +707,10 @@ def _driver_upgrade(context: _Context, spec: SpecifierSet) -> str | None:
                 continue
             if _gpu_verdict(context, str(release.version), variant)[0] is not None:
                 continue
-            floor = _driver_floor(context, variant)
+            if strict:
+                floor = context.matrices.toolkit_driver(variant.cuda or "", context.os)
+            else:
+                floor = _driver_floor(context, variant)
             if floor is not None:
                 floors.append((_numbers(floor), floor, variant))
         if floors:
