@@ -16,12 +16,16 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-import tomllib
 
 from envsetup.errors import EnvsetupError
 from envsetup.plan import Plan
 from envsetup.render import FORMATS, command_lines, quote_argv, render
 from tests.fake_index import FakeBuild, isolated_env, serve_fake_index
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.9/3.10
+    import tomli as tomllib
 
 CU121 = Plan(
     torch="2.5.1",

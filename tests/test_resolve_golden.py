@@ -6,7 +6,7 @@ matrices update that changes a decision shows up as a reviewed diff of this file
 
 from __future__ import annotations
 
-import tomllib
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +16,11 @@ from envsetup.errors import UsageError
 from envsetup.machine import Gpu, Machine, Platform
 from envsetup.plan import Plan, Request
 from envsetup.resolve import NoCompatibleBuild, resolve
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.9/3.10
+    import tomli as tomllib
 
 CASES = tomllib.loads((Path(__file__).parent / "data" / "golden_plans.toml").read_text())["case"]
 
@@ -52,11 +57,8 @@ def _contains_each(found: tuple[str, ...] | list[str], fragments: list[str], wha
 
 def _check_plan(plan: Plan, case: dict[str, Any]) -> None:
     document = plan.to_json()
-    for key, value in case.get("expect", {}).items():
-        if key == "index_url" and value == "pypi":
-            value = None
-        if key == "replaces" and value == "":
-            value = None
+    for key, expected in case.get("expect", {}).items():
+        value = None if (key, expected) in (("index_url", "pypi"), ("replaces", "")) else expected
         assert document[key] == value, f"{key}: {document[key]!r} != {value!r}"
     _contains_each(plan.reasons, case.get("reasons", []), "reasons")
     _contains_each(plan.warnings, case.get("warnings", []), "warnings")
