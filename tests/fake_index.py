@@ -19,6 +19,8 @@ import html
 import http.server
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 import threading
 import zipfile
@@ -321,3 +323,17 @@ def unpack(wheel: Path, target: Path) -> Path:
     with zipfile.ZipFile(wheel) as archive:
         archive.extractall(target)
     return target
+
+
+def run_envsetup(
+    *args: str, env: Mapping[str, str], timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
+    """`python -m envsetup ARGS` as a real process, as users run it."""
+    return subprocess.run(
+        [sys.executable, "-m", "envsetup", *args],
+        env=dict(env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )

@@ -1,0 +1,277 @@
+"""`envsetup verify` diagnoses each seed error from a fake torch build, in a real interpreter.
+
+The fake wheels are unpacked onto PYTHONPATH (no venv needed: fast), the check runs in a real
+`python -c` subprocess, and FAKE_TORCH_* variables play the GPU and driver the build meets.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from fake_index import FakeBuild, build_wheels, isolated_env, run_envsetup, unpack
+
+from envsetup.install_args import install_argv
+from envsetup.machine import Gpu, Machine, Platform
+from envsetup.plan import Request
+from envsetup.resolve import resolve
+from envsetup.verify import Expectation, verify
+
+H100 = "NVIDIA H100 80GB HBM3:81079:9.0"
+RTX5090 = "NVIDIA GeForce RTX 5090:32607:12.0"
+PLATFORM = Platform("linux", "x86_64", f"{sys.version_info[0]}.{sys.version_info[1]}")
+
+
+def gpu_machine(driver: str, cuda: str, cc: str, name: str) -> Machine:
+    return Machine(
+        platform=PLATFORM,
+        driver_version=driver,
+        cuda_version=cuda,
+        gpus=(Gpu(index=0, name=name, compute_capability=cc),),
+    )
+
+
+CPU_MACHINE = Machine(platform=PLATFORM)
+H100_MACHINE = gpu_machine("580.159.04", "13.0", "9.0", "NVIDIA H100 80GB HBM3")
+
+
+@pytest.fixture(scope="module")
+def wheels(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Path]]:
+    root = tmp_path_factory.mktemp("wheels")
+    builds = {
+        "cpu": FakeBuild("2.5.1", "cpu"),
+        "cu121": FakeBuild("2.5.1", "cu121"),
+        "cu124": FakeBuild("2.5.1", "cu124"),
+        "cu130": FakeBuild("2.9.0", "cu130"),
+    }
+    return {key: build_wheels(build, root / key) for key, build in builds.items()}
+
+
+@pytest.fixture
+def installed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, wheels: dict[str, dict[str, Path]]
+) -> Callable[..., Path]:
+    """installed("cpu", torchvision="cu121"): unpack those wheels onto this test's PYTHONPATH."""
+    for key in list(os.environ):
+        if key.startswith(("FAKE_TORCH_", "CUDA_VISIBLE")):
+            monkeypatch.delenv(key)
+
+    def install(torch: str | None, **companions: str) -> Path:
+        site = tmp_path / "site"
+        site.mkdir(exist_ok=True)
+        if torch is not None:
+            unpack(wheels[torch]["torch"], site)
+        for name, key in companions.items():
+            unpack(wheels[key][name], site)
+        monkeypatch.setenv("PYTHONPATH", str(site))
+        return site
+
+    return install
+
+
+def by_name(report: object) -> dict[str, object]:
+    return {check.name: check for check in report.checks}  # type: ignore[attr-defined]
+
+
+def planned(machine: Machine, torch: str, installed: str) -> str:
+    """The command the planner gives for `machine` when `installed` is the torch in place."""
+    plan = resolve(machine, Request(torch=torch), installed={"torch": installed})
+    return shlex.join(install_argv(plan, python=sys.executable))
+
+
+def test_cpu_build_on_cpu_machine_passes_every_check(installed) -> None:
+    installed("cpu", torchvision="cpu", torchaudio="cpu")
+    report = verify(machine=CPU_MACHINE)
+    assert report.ok, report.failures
+    names = [check.name for check in report.checks]
+    assert names == [
+        "import",
+        "build",
+        "gpu_build",
+        "companion:torchvision",
+        "companion:torchaudio",
+        "round_trip:cpu",
+        "devices",
+    ]
+    assert report.torch == "2.5.1+cpu" and report.variant == "cpu" and report.cuda is None
+    assert "compiled ops (nms) load" in by_name(report)["companion:torchvision"].detail
+    assert all(check.fix is None for check in report.checks)
+    assert "torch" not in sys.modules  # the check ran in the target interpreter, not here
+
+
+def test_cpu_build_on_gpu_machine_is_torch_not_compiled_with_cuda(installed) -> None:
+    installed("cpu")
+    machine = gpu_machine("550.54.14", "12.4", "8.6", "NVIDIA GeForce RTX 3090")
+    report = verify(machine=machine)
+    assert not report.ok
+    check = by_name(report)["gpu_build"]
+    assert not check.ok
+    assert "Torch not compiled with CUDA enabled" in check.detail
+    assert "NVIDIA GeForce RTX 3090" in check.detail
+    # The fix is the planner's exact command for this machine, same torch release.
+    expected = planned(machine, "==2.5.1", "2.5.1+cpu")
+    assert expected in check.fix
+    assert "--index-url https://download.pytorch.org/whl/cu12" in check.fix
+
+
+def test_driver_too_old_for_torch_cuda_is_reported_with_torchs_own_message(
+    installed, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    installed("cu130")
+    monkeypatch.setenv("FAKE_TORCH_GPUS", "NVIDIA A100-SXM4-80GB:81920:8.0")
+    monkeypatch.setenv("FAKE_TORCH_DRIVER_CUDA", "12.2")
+    machine = gpu_machine("535.104.05", "12.2", "8.0", "NVIDIA A100-SXM4-80GB")
+    report = verify(machine=machine)
+    check = by_name(report)["driver"]
+    assert not check.ok
+    assert "found version 12020" in check.detail
+    assert "needs CUDA 13.0" in check.detail and "supports CUDA ≤ 12.2" in check.detail
+    assert check.fix.startswith("update the NVIDIA driver, or install")
+    assert planned(machine, "==2.9.0", "2.9.0+cu130") in check.fix
+    assert "/whl/cu12" in check.fix
+    assert by_name(report)["devices"].ok  # no --require-gpu: a CPU fallback is not a failure
+    assert "too old" in by_name(report)["devices"].detail
+
+
+def test_driver_below_torch_cuda_without_a_gpu_in_sight_is_predicted_from_machine_facts(
+    installed,
+) -> None:
+    installed("cu130")  # no FAKE_TORCH_GPUS: torch itself cannot tell
+    machine = gpu_machine("535.104.05", "12.2", "8.0", "NVIDIA A100-SXM4-80GB")
+    check = by_name(verify(machine=machine))["driver"]
+    assert not check.ok
+    assert "CUDA driver version is insufficient" in check.detail
+
+
+def test_newer_minor_than_driver_passes_through_minor_version_compatibility(
+    installed, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    installed("cu124")
+    monkeypatch.setenv("FAKE_TORCH_GPUS", H100)
+    monkeypatch.setenv("FAKE_TORCH_DRIVER_CUDA", "12.2")
+    report = verify(machine=gpu_machine("535.104.05", "12.2", "9.0", "NVIDIA H100 80GB HBM3"))
+    check = by_name(report)["driver"]
+    assert check.ok and "minor-version compatibility" in check.detail
+    assert report.ok
+
+
+def test_gpu_without_kernels_in_the_wheel_is_no_kernel_image(
+    installed, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    installed("cu121")
+    monkeypatch.setenv("FAKE_TORCH_GPUS", RTX5090)
+    machine = gpu_machine("575.51.03", "12.9", "12.0", "NVIDIA GeForce RTX 5090")
+    report = verify(machine=machine)
+    checks = by_name(report)
+    assert not checks["arch"].ok
+    assert "NVIDIA GeForce RTX 5090 (sm_120)" in checks["arch"].detail
+    assert "sm_90" in checks["arch"].detail and "no kernel image" in checks["arch"].detail
+    assert not checks["round_trip:cuda:0"].ok
+    assert "no kernel image is available" in checks["round_trip:cuda:0"].detail
+    assert checks["round_trip:cpu"].ok
+    assert "/whl/cu12" in checks["arch"].fix and "torch==" in checks["arch"].fix
+    assert planned(machine, None, "2.5.1+cu121") in checks["arch"].fix  # 2.5.1 has no sm_120 build
+
+
+def test_simulated_gpu_round_trip_and_devices(installed, monkeypatch: pytest.MonkeyPatch) -> None:
+    installed("cu121", torchvision="cu121")
+    monkeypatch.setenv("FAKE_TORCH_GPUS", f"{H100};{H100}")
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "1")
+    machine = gpu_machine("535.104.05", "12.2", "9.0", "NVIDIA H100 80GB HBM3")
+    report = verify(machine=machine, require_gpu=True)
+    assert report.ok, report.failures
+    checks = by_name(report)
+    assert checks["round_trip:cuda:0"].ok
+    assert checks["devices"].detail == "1 GPU(s) usable: cuda:0 NVIDIA H100 80GB HBM3"
+    assert checks["arch"].detail.startswith("kernels for every GPU (NVIDIA H100 80GB HBM3 sm_90)")
+    assert report.devices == (
+        {"device": "cuda:0", "name": "NVIDIA H100 80GB HBM3", "capability": [9, 0],
+         "memory_mib": 81079},
+    )  # fmt: skip
+
+
+def test_require_gpu_fails_without_a_usable_gpu(installed) -> None:
+    installed("cu121")
+    report = verify(machine=CPU_MACHINE, require_gpu=True)
+    check = by_name(report)["devices"]
+    assert not check.ok
+    assert "Found no NVIDIA driver" in check.detail and "--require-gpu" in check.detail
+
+
+def test_companion_built_for_another_torch_is_operator_does_not_exist(installed) -> None:
+    installed("cpu", torchvision="cu121", torchaudio="cu121")
+    report = verify(machine=CPU_MACHINE)
+    vision = by_name(report)["companion:torchvision"]
+    assert not vision.ok
+    assert "operator torchvision::nms does not exist" in vision.detail
+    assert "built for torch 2.5.1+cu121" in vision.detail and "2.5.1+cpu" in vision.detail
+    assert "--with torchvision --torch 2.5.1" in vision.fix
+    audio = by_name(report)["companion:torchaudio"]
+    assert not audio.ok and "undefined symbol" in audio.detail
+
+
+def test_expectations_compare_release_and_variant(installed) -> None:
+    installed("cpu")
+    report = verify(machine=CPU_MACHINE, expect=Expectation.parse("torch==2.4.1", "cu121"))
+    check = by_name(report)["expect"]
+    assert not check.ok
+    assert check.detail == (
+        "torch 2.5.1+cpu does not match ==2.4.1; variant cpu is not the expected cu121"
+    )
+    good = verify(machine=CPU_MACHINE, expect=Expectation.parse("2.5.1", "cpu"))
+    assert by_name(good)["expect"].ok
+
+
+def test_torch_missing_is_one_failed_check_with_the_install_command(installed) -> None:
+    installed(None)
+    report = verify(machine=CPU_MACHINE)
+    assert [check.name for check in report.checks] == ["import"]
+    check = report.checks[0]
+    assert not check.ok and "No module named 'torch'" in check.detail
+    assert "--index-url https://download.pytorch.org/whl/cpu" in check.fix
+    assert report.to_json()["torch"] is None
+
+
+def test_cli_json_document_and_exit_codes(installed, monkeypatch: pytest.MonkeyPatch) -> None:
+    site = installed("cpu")
+    env = isolated_env({"PYTHONPATH": str(site)})
+    result = run_envsetup("verify", "--json", "--gpu", "none", env=env)
+    assert result.returncode == 0, result.stderr
+    document = json.loads(result.stdout)
+    assert set(document) >= {"ok", "python", "torch", "variant", "cuda", "devices", "checks"}
+    assert document["ok"] is True and document["torch"] == "2.5.1+cpu"
+    assert document["bench"] is None
+    assert all(set(check) == {"name", "ok", "detail", "fix"} for check in document["checks"])
+
+    failing = run_envsetup(
+        "verify", "--driver", "550.54.14", "--cuda", "12.4", "--compute-cap", "8.6", env=env
+    )
+    assert failing.returncode == 1
+    assert "FAIL  gpu_build" in failing.stdout and "fix: install the build" in failing.stdout
+    assert "1 of 5 checks failed" in failing.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--expect", "numpy==1.0"], "--expect 'numpy==1.0' is not a torch requirement"),
+        (["--expect-variant", "cuda-twelve"], "unknown variant 'cuda-twelve'"),
+    ],
+)
+def test_cli_bad_expectations_are_usage_errors(args: list[str], message: str) -> None:
+    result = run_envsetup("verify", "--gpu", "none", *args, env=isolated_env())
+    assert result.returncode == 2
+    assert message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_cli_missing_interpreter_is_a_clear_failure(tmp_path: Path) -> None:
+    missing = tmp_path / "nowhere" / "python"
+    result = run_envsetup("verify", "--gpu", "none", "--python", str(missing), env=isolated_env())
+    assert result.returncode == 1
+    assert "not found" in result.stderr or "no interpreter" in result.stderr
+    assert "Traceback" not in result.stderr
