@@ -1,0 +1,92 @@
+"""The one benchmark command: `python benchmarks/run.py [AREA ...] [--runs N]`.
+
+Each `benchmarks/bench_<area>.py` exposes `run(report)`; this script finds them, runs the ones
+asked for (all by default) and prints their tables. Every ratio is measured in this one run on
+this machine: speed claims live here, never in timed tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+#: Child processes may write and reuse bytecode, as an installed package would: with
+#: PYTHONDONTWRITEBYTECODE set, every start recompiles every module and measures the compiler.
+ENV = {key: value for key, value in os.environ.items() if key != "PYTHONDONTWRITEBYTECODE"}
+
+
+class Report:
+    """Times commands and callables (median of `runs`, after one warm-up) and prints rows."""
+
+    def __init__(self, runs: int) -> None:
+        self.runs = runs
+
+    def section(self, title: str) -> None:
+        print(f"\n## {title}\n")
+        print(f"{'what':<58} {'median ms':>10} {'min ms':>8} {'max ms':>8}")
+
+    def note(self, text: str) -> None:
+        print(f"   {text}")
+
+    def _row(self, label: str, samples: Sequence[float]) -> float:
+        median = statistics.median(samples)
+        print(f"{label:<58} {median:>10.2f} {min(samples):>8.2f} {max(samples):>8.2f}")
+        return median
+
+    def command(self, label: str, argv: Sequence[str], runs: int | None = None) -> float:
+        """Median wall time in ms of the whole process `argv` (output discarded)."""
+
+        def once() -> None:
+            subprocess.run(
+                argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV, check=False
+            )
+
+        return self.call(label, once, runs)
+
+    def call(self, label: str, function: Callable[[], object], runs: int | None = None) -> float:
+        """Median wall time in ms of `function()`."""
+        function()
+        samples = []
+        for _ in range(runs or self.runs):
+            started = time.perf_counter()
+            function()
+            samples.append((time.perf_counter() - started) * 1000)
+        return self._row(label, samples)
+
+    def ratio(self, label: str, value: float, base: float, target: str | None = None) -> None:
+        shown = f"{label:<58} {value / base:>10.2f}x"
+        print(shown + (f"   (target {target})" if target else ""))
+
+
+def areas() -> dict[str, Path]:
+    return {path.stem[len("bench_") :]: path for path in sorted(HERE.glob("bench_*.py"))}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    known = areas()
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("areas", nargs="*", choices=[*known, []], metavar="AREA")
+    parser.add_argument("--runs", type=int, default=21, help="runs per measurement (median)")
+    args = parser.parse_args(argv)
+    report = Report(args.runs)
+    print(f"python {sys.version.split()[0]} at {sys.executable}; {args.runs} runs each")
+    for name in args.areas or known:
+        spec = importlib.util.spec_from_file_location(f"bench_{name}", known[name])
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        module.run(report)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
