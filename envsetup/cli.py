@@ -20,14 +20,15 @@ from envsetup.errors import EnvsetupError
 VERBS = ("detect", "plan", "install", "venv", "verify", "matrix")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """All verbs, or just `only`: importing every verb module costs more than `detect` itself."""
     parser = argparse.ArgumentParser(
         prog="envsetup",
         description="Pick, install and verify the right PyTorch build for this machine.",
     )
     parser.add_argument("--version", action="version", version=f"envsetup {__version__}")
     verbs = parser.add_subparsers(dest="verb", metavar="VERB")
-    for verb in VERBS:
+    for verb in VERBS if only is None else (only,):
         try:
             module = importlib.import_module(f"envsetup.commands.{verb}")
         except ModuleNotFoundError:  # TEMPORARY while verbs are being written
@@ -39,7 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    words = list(sys.argv[1:] if argv is None else argv)
+    named = next((word for word in words if not word.startswith("-")), None)
+    parser = build_parser(named if named in VERBS else None)
     args = parser.parse_args(argv)
     if getattr(args, "run", None) is None:
         # Bare `envsetup`: the main job is to look at the machine and say what to install.
