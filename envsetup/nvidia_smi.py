@@ -12,6 +12,7 @@ detector's job, through the table in `matrices/`.
 from __future__ import annotations
 
 import csv
+import html
 import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, replace
@@ -106,6 +107,8 @@ _BOX = str.maketrans({"│": "|", "┃": "|", "─": "-", "━": "-", "═": "="
 
 def _clean_lines(text: str) -> list[str]:
     """Strip what a paste adds: quote marks, fences, prompts, log prefixes, colour codes."""
+    if "&gt;" in text or "&nbsp;" in text:  # copied from a web page's HTML source
+        text = html.unescape(text)
     lines = []
     for raw in re.split(r"\r\n|\r|\n", _ANSI.sub("", text).translate(_BOX)):
         line = _QUOTE.sub("", raw)
@@ -395,26 +398,42 @@ class _QGpu:
 
 
 def _read_xml(text: str, lines: list[str]) -> SmiReport | None:
-    """`nvidia-smi -q -x`. The DOCTYPE is cut off and any entity declaration refused before
-    parsing, so no entity expansion (billion laughs) or external fetch can happen."""
+    """`nvidia-smi -q -x`. Any entity declaration is refused before parsing (no entity
+    expansion, no external fetch); the DOCTYPE is never fed. A cut-off document still yields
+    what was complete before the cut."""
     start = text.find("<nvidia_smi_log")
     if start < 0:
         return None
-    end = text.find("</nvidia_smi_log>", start)
-    body = text[start : end + len("</nvidia_smi_log>")] if end >= 0 else text[start:]
-    if "<!ENTITY" in text or "<!DOCTYPE" in body:
+    if "<!ENTITY" in text:
         return SmiReport("xml", problems=(_problem("unparseable", _XML_ENTITY),))
-    try:
-        root = ET.fromstring(body)
-    except ET.ParseError as exc:
-        return SmiReport("xml", problems=(_problem("unparseable", _XML_BROKEN.format(exc=exc)),))
-    gpus = tuple(_xml_gpu(i, gpu) for i, gpu in enumerate(root.iter("gpu")))
+    root, error = _xml_root(text[start:])
+    if root is None:
+        return SmiReport("xml", problems=(_problem("unparseable", _XML_BROKEN.format(exc=error)),))
     return SmiReport(
         "xml",
         driver_version=_version(root.findtext("kmd_version") or root.findtext("driver_version")),
         cuda_version=_version(root.findtext("cuda_umd_version") or root.findtext("cuda_version")),
-        gpus=gpus,
+        gpus=tuple(_xml_gpu(i, gpu) for i, gpu in enumerate(root.iter("gpu"))),
     )
+
+
+def _xml_root(body: str) -> tuple[ET.Element | None, str | None]:
+    """The document element, parsed as far as the text allows, and the parse error if any."""
+    parser: ET.XMLPullParser[ET.Element] = ET.XMLPullParser(events=("start",))
+    root: ET.Element | None = None
+    error: str | None = None
+    try:
+        parser.feed(body)
+        parser.close()
+    except ET.ParseError as exc:
+        error = str(exc)
+    try:
+        for event in parser.read_events():
+            if root is None and len(event) == 2 and isinstance(event[1], ET.Element):
+                root = event[1]
+    except ET.ParseError as exc:
+        error = error or str(exc)
+    return root, error
 
 
 def _xml_gpu(index: int, gpu: ET.Element) -> Gpu:
@@ -514,14 +533,17 @@ def _read_csv(text: str, lines: list[str]) -> SmiReport | None:
     if not rows:
         return None
     header = [_csv_name(cell) for cell in rows[0]]
-    if any(name in _CSV_COLUMNS for name in header):
+    if all(_FIELD.fullmatch(name) for name in header) and set(header) & set(_CSV_COLUMNS):
         columns = [_CSV_COLUMNS.get(name) for name in header]
         rows = rows[1:]
     else:
+        lengths = [len(row) for row in rows]
+        rows = [row for row in rows if len(row) == max(lengths, key=lengths.count)]
         columns = _guess_columns(rows)
         # Names and indexes alone look like any comma-separated prose: not enough to go on.
         if not set(columns) & {"uuid", "bus", "driver", "capability", "memory"}:
             return None
+    rows = [row for row in rows if len(row) == len(columns)]
     if not rows:
         return None
     records = [dict(zip(columns, (cell.strip() for cell in row))) for row in rows]
@@ -531,6 +553,9 @@ def _read_csv(text: str, lines: list[str]) -> SmiReport | None:
         driver_version=next((d for d in drivers if d), None),
         gpus=tuple(_csv_gpu(i, record) for i, record in enumerate(records)),
     )
+
+
+_FIELD = re.compile(r"[a-z][a-z0-9_.]*")  # a --query-gpu field name: "memory.total"
 
 
 def _csv_lines(lines: list[str]) -> list[str]:
@@ -562,9 +587,8 @@ def _guess_columns(rows: list[list[str]]) -> list[str | None]:
     (X.Y), a single "MiB" column (taken as total memory — with nounits, or several memory
     columns, memory cannot be told apart and stays unknown), a 0..n-1 index, and one text
     column as the name. Everything else stays unknown."""
-    width = min(len(row) for row in rows)
     columns: list[str | None] = []
-    for col in range(width):
+    for col in range(len(rows[0])):
         values = [row[col].strip() for row in rows]
         columns.append(_guess_column(values, col))
     if columns.count("memory") > 1:
@@ -643,8 +667,11 @@ _FAILURES: tuple[tuple[str, str, str, str], ...] = (
     (
         "not_found",
         r"nvidia-smi[\"']?:?\s*(?:command )?not found|executable file not found"
-        r"|not recognized as an internal or external command"
-        r"|is not recognized as the name of a cmdlet|nvidia-smi\S*: No such file or directory",
+        r"|nvidia-smi\S*: No such file or directory|No such file or directory: '?nvidia-smi"
+        r"|not recognized as an internal or external command|is not recognized as the name of"
+        # Windows in Chinese, Portuguese, German, French, Spanish
+        r"|不是内部或外部命令|reconhecido como um comando interno|nicht als interner oder externer"
+        r"|pas reconnu en tant que commande|no se reconoce como un comando",
         "the nvidia-smi command is not installed or not on PATH",
         "Install the NVIDIA driver (it ships nvidia-smi) or put its directory on PATH; on "
         "Windows it is in C:\\Windows\\System32.",

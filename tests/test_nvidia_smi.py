@@ -363,11 +363,30 @@ def test_xml_external_entity_is_refused() -> None:
     assert [problem.kind for problem in report.problems] == ["unparseable"]
 
 
-def test_xml_cut_off_is_unparseable_not_a_crash() -> None:
+def test_xml_cut_off_keeps_what_came_before_the_cut() -> None:
     text = read("h100-580-q-x.xml")
     report = parse(text[: len(text) // 2])
     assert report.format == "xml"
+    assert (report.driver_version, report.cuda_version) == ("580.159.04", "13.0")
+    (gpu,) = report.gpus
+    assert (gpu.name, gpu.memory_mib) == ("NVIDIA H100 80GB HBM3", 81559)
+    assert report.problems == ()
+
+
+def test_xml_cut_off_before_any_value_is_unparseable() -> None:
+    text = read("h100-580-q-x.xml")
+    report = parse(text[: text.index("<nvidia_smi_log>") + 20])
+    assert report.format == "xml"
+    assert report.gpus == ()
     assert [problem.kind for problem in report.problems] == ["unparseable"]
+
+
+def test_xml_copied_from_html_source_is_unescaped() -> None:
+    escaped = read("h100-580-q-x.xml").replace(">", "&gt;").replace("\t", "&nbsp; ")
+    report = parse(escaped)
+    assert report.format == "xml"
+    assert report.driver_version == "580.159.04"
+    assert report.gpus[0].uuid == "GPU-bcfee904-df4b-4b87-881e-903b769eea31"
 
 
 def test_huge_input_is_bounded() -> None:
