@@ -1,0 +1,198 @@
+"""Resolver rules as functions, and properties that must hold over every cell of the matrices."""
+
+from __future__ import annotations
+
+import shlex
+
+import pytest
+from packaging.specifiers import SpecifierSet
+
+from envsetup.errors import UsageError
+from envsetup.machine import Gpu, Machine, MigDevice, Platform
+from envsetup.matrices import load
+from envsetup.plan import TORCH_FAMILY, Request
+from envsetup.render import FORMATS, command_lines, render
+from envsetup.resolve import (
+    NoCompatibleBuild,
+    driver_at_least,
+    parse_companions,
+    parse_torch_spec,
+    resolve,
+    visible_gpus,
+)
+
+MATRICES = load()
+
+
+@pytest.mark.parametrize(
+    ("text", "spec"),
+    [
+        (None, ""),
+        ("", ""),
+        ("2.5.1", "==2.5.1"),
+        ("2.5", "==2.5.*"),
+        ("2.6.0rc1", "==2.6.0rc1"),
+        (">=2.4,<2.6", "<2.6,>=2.4"),
+        ("torch~=2.5.0", "~=2.5.0"),
+        ("  ==2.5.1 ", "==2.5.1"),
+    ],
+)
+def test_torch_spec(text: str | None, spec: str) -> None:
+    assert str(parse_torch_spec(text)) == spec
+
+
+@pytest.mark.parametrize(
+    "text", ["2.5.1; rm -rf /", "torchvision==0.20", ">=>2", "latest", "2.5.1 $(x)"]
+)
+def test_bad_torch_spec_is_a_usage_error(text: str) -> None:
+    with pytest.raises(UsageError) as error:
+        parse_torch_spec(text)
+    assert error.value.exit_code == 2
+    assert repr(text.strip()) in error.value.message
+
+
+def test_companions() -> None:
+    assert parse_companions(["torchvision", "TorchAudio>=2.5", " "]) == {
+        "torchvision": SpecifierSet(),
+        "torchaudio": SpecifierSet(">=2.5"),
+    }
+    with pytest.raises(UsageError, match="envsetup pins only torchvision, torchaudio"):
+        parse_companions(["xformers"])
+    with pytest.raises(UsageError, match="not a valid PEP 440 requirement"):
+        parse_companions(["torchvision>=>1"])
+
+
+@pytest.mark.parametrize(
+    ("driver", "floor", "ok"),
+    [
+        ("535.104.05", "525.60.13", True),
+        ("525.60.13", "525.60.13", True),
+        ("525.60.12", "525.60.13", False),
+        ("580", "580.65.06", False),
+        ("580.65.06", "580", True),
+        ("1000.1", "580.65.06", True),  # numeric, not text: "1000" < "580" as strings
+        ("99.0", "450.80.02", False),
+    ],
+)
+def test_driver_comparison_is_numeric(driver: str, floor: str, ok: bool) -> None:
+    assert driver_at_least(driver, floor) is ok
+
+
+def _linux(**fields: object) -> Machine:
+    return Machine(platform=Platform("linux", "x86_64", "3.11"), **fields)  # type: ignore[arg-type]
+
+
+def test_visible_gpus_by_index_uuid_and_mig() -> None:
+    gpus = (
+        Gpu(index=0, uuid="GPU-aaaa-1111", compute_capability="7.0"),
+        Gpu(
+            index=1,
+            uuid="GPU-bbbb-2222",
+            compute_capability="9.0",
+            mig_devices=(MigDevice(uuid="MIG-cccc"),),
+        ),
+        Gpu(index=2, vendor="amd", arch="gfx90a"),
+    )
+    assert visible_gpus(_linux(gpus=gpus)) == (gpus, ())
+    chosen, notes = visible_gpus(_linux(gpus=gpus, visible_gpus=("GPU-bbbb",)))
+    assert [gpu.index for gpu in chosen] == [1, 2]  # other vendors are not CUDA's to hide
+    assert notes == (
+        "CUDA_VISIBLE_DEVICES hides 1 of 2 NVIDIA GPU(s); only the visible ones count",
+    )
+    chosen, _ = visible_gpus(_linux(gpus=gpus, visible_gpus=("MIG-cccc",)))
+    assert [gpu.index for gpu in chosen] == [1, 2]
+    chosen, notes = visible_gpus(_linux(gpus=gpus, visible_gpus=("0", "7")))
+    assert [gpu.index for gpu in chosen] == [0, 2]
+    assert "CUDA_VISIBLE_DEVICES entry '7' matches no detected GPU" in notes
+
+
+def test_bad_policy_channel_and_backend_are_usage_errors() -> None:
+    machine = _linux()
+    for request, message in (
+        (Request(policy="loose"), "--policy 'loose'"),
+        (Request(channel="beta"), "--channel 'beta'"),
+        (Request(backend="gpu"), "--backend: unknown variant 'gpu'"),
+        (Request(index_url_base="https://x.example/a b"), "contains whitespace"),
+        (Request(find_links_base="ftp://x.example/"), "neither https:// nor file://"),
+    ):
+        with pytest.raises(UsageError, match=message.replace("(", r"\(")):
+            resolve(machine, request)
+
+
+def test_no_matching_release_says_what_is_known() -> None:
+    with pytest.raises(NoCompatibleBuild) as error:
+        resolve(_linux(), Request(torch="==9.9.9"))
+    assert "no torch release matches ==9.9.9" in error.value.message
+    assert "envsetup matrix" in (error.value.hint or "")
+
+
+def test_forced_backend_no_release_has() -> None:
+    with pytest.raises(NoCompatibleBuild, match="has a cu101 build"):
+        resolve(_linux(), Request(backend="cu101"))
+
+
+def test_installed_torchvision_is_kept_paired() -> None:
+    plan = resolve(_linux(), Request(torch="2.5.1"), installed={"torchvision": "0.19.0+cpu"})
+    assert plan.packages == ("torch==2.5.1+cpu", "torchvision==0.20.1+cpu")
+    assert plan.replaces == "torchvision==0.19.0+cpu"
+
+
+def test_pypi_build_installed_on_linux_is_replaced_by_the_index_build() -> None:
+    plan = resolve(_linux(), Request(torch="2.5.1"), installed={"torch": "2.5.1"})
+    assert plan.replaces == "torch==2.5.1"
+    assert "--force-reinstall" in shlex.split(render(plan, "pip"))
+
+
+def test_resolve_loads_the_bundled_matrices_by_default() -> None:
+    assert resolve(_linux(), Request(torch="2.5.1")) == resolve(
+        _linux(), Request(torch="2.5.1"), MATRICES
+    )
+
+
+# --- properties over every cell ------------------------------------------------------------------
+
+
+def _cells() -> list[tuple[str, str, str, str]]:
+    cells = []
+    for release in MATRICES.releases:
+        for platform, variants in release.variants.items():
+            pythons = release.pythons(platform)
+            for variant in variants:
+                if pythons:
+                    cells.append((str(release.version), platform, variant, pythons[-1]))
+    return cells
+
+
+CELLS = _cells()
+
+
+def test_every_cell_is_covered() -> None:
+    assert len(CELLS) > 250
+
+
+@pytest.mark.parametrize(("torch", "platform", "variant", "python"), CELLS)
+def test_every_cell_plans_exact_pins_through_index_url_only(
+    torch: str, platform: str, variant: str, python: str
+) -> None:
+    """Security: no torch-family package ever goes through --extra-index-url, in any format."""
+    os_name, _, arch = platform.partition("-")
+    machine = Machine(platform=Platform(os_name, arch, python))
+    release = MATRICES.release(torch)
+    assert release is not None
+    with_ = ("torchvision", "torchaudio") if release.torchaudio else ("torchvision",)
+    plan = resolve(machine, Request(torch=torch, backend=variant, with_=with_))
+    assert (plan.torch, plan.variant) == (torch, variant)
+    names = [pin.partition("==")[0] for pin in plan.packages]
+    assert names == ["torch", *with_] and set(names) <= set(TORCH_FAMILY)
+    assert plan.packages[0] in (f"torch=={torch}", f"torch=={torch}+{variant}")
+    assert all("==" in pin for pin in plan.packages)
+    if plan.index_url is None:
+        assert os_name != "linux"  # only macOS and Windows CPU builds come from PyPI
+    else:
+        assert plan.index_url == f"https://download.pytorch.org/whl/{variant}"
+    for fmt in FORMATS:
+        text = render(plan, fmt) + "\n".join(command_lines(plan, fmt))
+        assert "extra-index" not in text and "extra_index" not in text
+    argv = shlex.split(render(plan, "pip"))
+    if plan.index_url is not None:
+        assert argv[argv.index("--index-url") + 1] == plan.index_url
