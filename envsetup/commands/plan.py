@@ -11,7 +11,7 @@ from pathlib import Path
 
 from envsetup.errors import UsageError
 from envsetup.machine import Gpu, Machine, Platform
-from envsetup.plan import PYTORCH_INDEX_BASE, Plan, Request
+from envsetup.plan import Plan
 from envsetup.render import FORMATS, SHELLS, command_lines, render
 
 HELP = "Say which PyTorch build fits this (or a described) machine, and how to install it."
@@ -24,74 +24,30 @@ _MACHINE_FLAGS = ("driver", "cuda", "compute_cap", "nvidia_smi_output", "platfor
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    machine = parser.add_argument_group("machine (default: detect this one)")
-    machine.add_argument("--driver", metavar="VERSION", help="NVIDIA driver, e.g. 535.104.05")
-    machine.add_argument("--cuda", metavar="X.Y", help='the driver\'s "CUDA Version", e.g. 12.2')
-    machine.add_argument(
-        "--compute-cap", metavar="X.Y[,X.Y]", help="compute capability of each GPU: 8.6,9.0"
-    )
-    machine.add_argument(
-        "--nvidia-smi-output", metavar="FILE", help="a saved nvidia-smi output to plan for"
-    )
-    machine.add_argument(
+    from envsetup.commands._request import add_machine_arguments, add_request_arguments
+
+    add_machine_arguments(parser)
+    target = parser.add_argument_group("target")
+    target.add_argument(
         "--python",
         metavar="X.Y|PATH",
         help="target Python version (3.11, 3.13t) or interpreter (its installed torch is read)",
     )
-    machine.add_argument("--platform", choices=PLATFORM_KEYS, help="target OS and CPU")
-    machine.add_argument("--gpu", choices=("none",), help="plan for a machine without a GPU")
-    request = parser.add_argument_group("request")
-    request.add_argument("--torch", metavar="SPEC", help="torch version or PEP 440 specifier")
-    request.add_argument(
-        "--with",
-        dest="with_",
-        metavar="PKGS",
-        default="",
-        help="companions pinned to the paired versions: torchvision,torchaudio",
-    )
-    request.add_argument(
-        "--backend", default="auto", help="auto, cpu, cuda, cuXYZ, rocm, rocmX.Y or xpu"
-    )
-    request.add_argument("--policy", choices=("compat", "strict"), default="compat")
-    request.add_argument("--channel", choices=("stable", "test", "nightly"), default="stable")
-    request.add_argument(
-        "--index-url-base",
-        metavar="URL",
-        default=os.environ.get("ENVSETUP_INDEX_URL") or PYTORCH_INDEX_BASE,
-        help="PEP 503 mirror of download.pytorch.org/whl (env ENVSETUP_INDEX_URL)",
-    )
-    request.add_argument(
-        "--find-links-base", metavar="URL", help="mirror with flat per-variant directories"
-    )
-    request.add_argument(
-        "--allow-insecure-index", action="store_true", help="allow http:// index URLs"
-    )
+    target.add_argument("--platform", choices=PLATFORM_KEYS, help="target OS and CPU")
+    add_request_arguments(parser)
     output = parser.add_argument_group("output")
     output.add_argument("--installer", choices=FORMATS, default="pip")
-    output.add_argument(
-        "--shell", choices=SHELLS, default="powershell" if os.name == "nt" else "posix"
-    )
+    shell = "powershell" if os.name == "nt" else "posix"
+    output.add_argument("--shell", choices=SHELLS, default=shell)
     output.add_argument("--json", action="store_true", help="one JSON document on stdout")
 
 
 def run(args: argparse.Namespace) -> int:
-    from envsetup.resolve import parse_companions, parse_torch_spec, resolve
+    from envsetup.commands._request import request_from_args
+    from envsetup.resolve import resolve
 
-    # Bad specifiers are usage errors before any probing happens.
-    parse_torch_spec(args.torch)
-    companions = tuple(part.strip() for part in args.with_.split(",") if part.strip())
-    parse_companions(companions)
+    request = request_from_args(args)  # bad specifiers fail here, before any probing
     machine, installed = _machine(args)
-    request = Request(
-        torch=args.torch,
-        with_=companions,
-        backend=args.backend,
-        policy=args.policy,
-        channel=args.channel,
-        index_url_base=args.index_url_base,
-        find_links_base=args.find_links_base,
-        allow_insecure_index=args.allow_insecure_index,
-    )
     plan = resolve(machine, request, installed=installed)
     commands = command_lines(plan, args.installer, args.shell)
     if args.json:
