@@ -25,6 +25,8 @@ from typing import TYPE_CHECKING, Any
 from envsetup.plan import PYTORCH_INDEX_BASE, Plan, Request
 
 if TYPE_CHECKING:
+    from nox import Session
+
     from envsetup.machine import Machine
 
 __all__ = ["cells", "install_torch", "plan_for_python", "session_python"]
@@ -74,14 +76,14 @@ def plan_for_python(
     return resolve(target, request)
 
 
-def session_python(session: Any) -> str:
+def session_python(session: Session) -> str:
     """The session interpreter's version as the matrices spell it: "3.11", "3.13t"."""
     output = session.run("python", "-c", _PYTHON_PROBE, silent=True)
     return str(output).strip().splitlines()[-1]
 
 
 def install_torch(
-    session: Any,
+    session: Session,
     torch: str | None = "2.5.1",
     backend: str = "auto",
     with_: Sequence[str] = ("torchvision",),
@@ -93,11 +95,15 @@ def install_torch(
     Torch-family packages come through `--index-url` of the chosen variant, never an extra
     index. Returns the Plan so the session can check or print what was installed.
     """
+    from envsetup.errors import EnvsetupError
     from envsetup.install_args import install_options
 
-    plan = plan_for_python(
-        session_python(session), torch=torch, backend=backend, with_=with_, machine=machine
-    )
+    try:
+        plan = plan_for_python(
+            session_python(session), torch=torch, backend=backend, with_=with_, machine=machine
+        )
+    except EnvsetupError as error:  # the session fails with the planner's message, no traceback
+        session.error(f"envsetup: {error}")
     for reason in plan.reasons:
         session.log(f"envsetup: {reason}")
     for warning in plan.warnings:
