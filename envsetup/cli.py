@@ -41,12 +41,11 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     words = list(sys.argv[1:] if argv is None else argv)
+    if not words or (words[0].startswith("-") and words[0] not in ("-h", "--help", "--version")):
+        words = ["plan", *words]  # bare `envsetup [--torch 2.5.1 ...]`: the flags are plan's
     named = next((word for word in words if not word.startswith("-")), None)
     parser = build_parser(named if named in VERBS else None)
-    args = parser.parse_args(argv)
-    if getattr(args, "run", None) is None:
-        # Bare `envsetup`: the main job is to look at the machine and say what to install.
-        args = parser.parse_args(["plan", *(argv or sys.argv[1:])])
+    args = parser.parse_args(words)
     try:
         return int(args.run(args))
     except EnvsetupError as error:
