@@ -46,7 +46,7 @@ def refused(session):
     envsetup.nox.install_torch(session, torch="1.12.0", backend="cu130")
 
 
-@nox.session(python=False)
+@nox.session
 @nox.parametrize(
     "python,torch,variant", envsetup.nox.cells(torch="2.5.1", python="3.11", variants="cpu,cuda")
 )
