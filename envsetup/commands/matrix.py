@@ -1,0 +1,396 @@
+"""`envsetup matrix`: show what the compatibility matrices know, and (`update`) what upstream
+publishes that they lack. The matrices are the only place compatibility facts live, so this is
+how a person checks a decision's inputs and how a scheduled CI job notices a new release."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from envsetup.errors import EnvsetupError, UsageError
+from envsetup.matrices import PLATFORMS, VARIANT_RE, Matrices, Release, load, variant_cuda
+
+HELP = (
+    "List the releases, variants, Pythons and GPU archs envsetup knows; `update` checks upstream."
+)
+
+_PYTHON_RE = re.compile(r"^3\.\d{1,2}t?$")
+
+#: The platform whose arch list `archs` shows when no --platform narrows the view.
+_ARCH_PLATFORM = "linux-x86_64"
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--torch", metavar="SPEC", help="torch version or PEP 440 specifier")
+    parser.add_argument("--python", metavar="X.Y", help="only releases with wheels for it (3.13t)")
+    parser.add_argument("--platform", choices=PLATFORMS, help="only this platform")
+    parser.add_argument("--variant", metavar="NAME", help="only releases publishing it (cu121)")
+    _add_format_arguments(parser, tuple(_LIST_FORMATS))
+    parser.set_defaults(action=None)
+    actions = parser.add_subparsers(dest="action", metavar="ACTION")
+    update = actions.add_parser(
+        "update",
+        help="compare the matrices with the upstream wheel listing",
+        description="Read the listing of download.pytorch.org/whl/torch/ (PEP 503 HTML or PEP 691 "
+        "JSON) and report the releases, variants and Python tags it has that matrices/ lack, "
+        "as TOML rows to add.",
+    )
+    from envsetup.index_listing import TORCH_LISTING_URL
+
+    update.add_argument(
+        "--listing",
+        metavar="FILE_OR_URL",
+        default=TORCH_LISTING_URL,
+        help=f"the listing to compare with (default {TORCH_LISTING_URL})",
+    )
+    update.add_argument(
+        "--check",
+        action="store_true",
+        help="exit 1 when upstream has something the matrices lack (for a scheduled CI job)",
+    )
+    update.add_argument("--timeout", type=float, default=30.0, metavar="SECONDS")
+    _add_format_arguments(update, ("table", "json"))
+
+
+def _add_format_arguments(parser: argparse.ArgumentParser, formats: Sequence[str]) -> None:
+    parser.add_argument("--format", choices=formats, default="table", help="output format")
+    parser.add_argument(
+        "--json", dest="format", action="store_const", const="json", help="same as --format json"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    data = load()
+    if args.action == "update":
+        return _update(args, data)
+    selection = select(data, args)
+    _LIST_FORMATS[args.format](data, selection)
+    return 0
+
+
+# --- listing --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Shown:
+    """One release as the filters let it be seen: the platforms that matched."""
+
+    release: Release
+    platforms: tuple[str, ...]
+
+
+def select(data: Matrices, args: argparse.Namespace) -> list[Shown]:
+    """The releases and platforms the --torch/--python/--platform/--variant filters keep."""
+    from envsetup.resolve import parse_torch_spec
+
+    spec = parse_torch_spec(args.torch)
+    if args.python is not None and not _PYTHON_RE.match(args.python):
+        raise UsageError(
+            f"--python {args.python!r} is not a Python version", hint="use X.Y or X.Yt: 3.13t"
+        )
+    if args.variant is not None and not VARIANT_RE.match(args.variant):
+        raise UsageError(
+            f"--variant {args.variant!r} is not a variant name",
+            hint="use cpu, cuXYZ (cu121), rocmX.Y (rocm6.2) or xpu",
+        )
+    platforms = (args.platform,) if args.platform else PLATFORMS
+    shown = []
+    for release in data.releases:
+        if release.version not in spec:
+            continue
+        kept = tuple(
+            platform
+            for platform in platforms
+            if release.variants.get(platform)
+            and (args.python is None or args.python in release.pythons(platform))
+            and (args.variant is None or args.variant in release.variants[platform])
+        )
+        if kept:
+            shown.append(Shown(release, kept))
+    if not shown:
+        raise EnvsetupError(
+            "no release in the matrices matches "
+            + " ".join(
+                f"--{name} {value}"
+                for name, value in vars(args).items()
+                if name in ("torch", "python", "platform", "variant") and value is not None
+            ),
+            hint="run `envsetup matrix` without filters to see what is known",
+        )
+    return shown
+
+
+def _arch_names(data: Matrices, shown: Shown, variant: str) -> list[str] | None:
+    if variant.startswith("rocm"):
+        targets = data.rocm_targets(variant)
+        return None if targets is None else list(targets)
+    platform = _ARCH_PLATFORM if _ARCH_PLATFORM in shown.platforms else shown.platforms[0]
+    if variant not in shown.release.variants.get(platform, ()):
+        platform = next(p for p in shown.platforms if variant in shown.release.variants[p])
+    arch = data.arch_list(shown.release.version, variant, platform)
+    return None if arch is None else list(arch.get_arch_list())
+
+
+def _gpu_variants(shown: Shown) -> list[str]:
+    seen: dict[str, None] = {}
+    for platform in shown.platforms:
+        for variant in shown.release.variants[platform]:
+            if variant_cuda(variant) or variant.startswith("rocm"):
+                seen[variant] = None
+    return list(seen)
+
+
+def release_json(data: Matrices, shown: Shown) -> dict[str, Any]:
+    release = shown.release
+    pythons = {p for platform in shown.platforms for p in release.pythons(platform)}
+    return {
+        "torch": release.torch,
+        "date": release.date,
+        "python": [p for p in release.python if p in pythons],
+        "python_unconfirmed": list(release.python_unconfirmed),
+        "variants": {p: list(release.variants[p]) for p in shown.platforms},
+        "pypi_default": {p: release.pypi_default[p] for p in shown.platforms},
+        "companions": {"torchvision": release.torchvision, "torchaudio": release.torchaudio},
+        "archs": {v: _arch_names(data, shown, v) for v in _gpu_variants(shown)},
+        "confirmed": release.confirmed,
+        "unconfirmed": list(release.unconfirmed),
+        "sources": list(release.sources),
+        "notes": release.notes,
+    }
+
+
+def _cuda_versions(data: Matrices, selection: Sequence[Shown]) -> list[str]:
+    """The CUDA X.Y of every variant shown, or every toolkit when nothing was filtered out."""
+    if len(selection) == len(data.releases) and all(
+        s.platforms == tuple(p for p in PLATFORMS if s.release.variants.get(p)) for s in selection
+    ):
+        return list(dict.fromkeys(t.cuda for t in data.toolkits))
+    used = {variant_cuda(v) for s in selection for v in _gpu_variants(s)} - {None}
+    return [cuda for cuda in dict.fromkeys(t.cuda for t in data.toolkits) if cuda in used]
+
+
+def cuda_json(data: Matrices, selection: Sequence[Shown]) -> list[dict[str, Any]]:
+    wanted = set(_cuda_versions(data, selection))
+    rows = []
+    for toolkit in data.toolkits:
+        if toolkit.cuda not in wanted:
+            continue
+        major = int(toolkit.cuda.split(".")[0])
+        rows.append(
+            {
+                "cuda": toolkit.cuda,
+                "update": toolkit.update,
+                "release": toolkit.release,
+                "driver": {"linux": toolkit.linux, "windows": toolkit.windows},
+                "minor_compat_floor": {
+                    "linux": data.minor_compat_floor(major, "linux"),
+                    "windows": data.minor_compat_floor(major, "windows"),
+                },
+                "branch": toolkit.branch,
+                "confirmed": toolkit.confirmed,
+                "unconfirmed": list(toolkit.unconfirmed),
+                "source": toolkit.source,
+            }
+        )
+    return rows
+
+
+def print_json(data: Matrices, selection: Sequence[Shown]) -> None:
+    document = {
+        "releases": [release_json(data, shown) for shown in selection],
+        "cuda": cuda_json(data, selection),
+    }
+    print(json.dumps(document, indent=2))
+
+
+def pythons_text(tags: Sequence[str]) -> str:
+    """3.9 3.10 3.11 3.13t -> "3.9-3.11, 3.13t": short enough for a table column."""
+    plain = [int(tag.split(".")[1]) for tag in tags if not tag.endswith("t")]
+    runs: list[list[int]] = []
+    for minor in plain:
+        if runs and minor == runs[-1][-1] + 1:
+            runs[-1].append(minor)
+        else:
+            runs.append([minor])
+    parts = [f"3.{r[0]}" if len(r) == 1 else f"3.{r[0]}-3.{r[-1]}" for r in runs]
+    return ", ".join(parts + [tag for tag in tags if tag.endswith("t")])
+
+
+def _table(rows: Sequence[Sequence[str]]) -> Iterator[str]:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        yield "  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip()
+
+
+def print_table(data: Matrices, selection: Sequence[Shown]) -> None:
+    rows = [["torch", "released", "platform", "python", "variants", "pypi", "vision", "audio"]]
+    for shown in selection:
+        release = shown.release
+        for n, platform in enumerate(shown.platforms):
+            first = n == 0
+            mark = "" if release.confirmed and not release.unconfirmed else "*"
+            rows.append(
+                [
+                    release.torch + mark if first else "",
+                    release.date if first else "",
+                    platform,
+                    pythons_text(release.pythons(platform)),
+                    " ".join(release.variants[platform]),
+                    release.pypi_default[platform],
+                    (release.torchvision or "-") if first else "",
+                    (release.torchaudio or "-") if first else "",
+                ]
+            )
+    lines = list(_table(rows))
+    marked = [s.release for s in selection if not s.release.confirmed or s.release.unconfirmed]
+    if marked:
+        lines.append("")
+        lines.append("* not confirmed by the sources read (see matrices/torch.toml notes):")
+        lines.extend(f"  {r.torch}: {', '.join(r.unconfirmed)}" for r in marked)
+    cuda_rows = [["cuda", "toolkit driver linux / windows", "minor-version floor linux / windows"]]
+    for row in cuda_json(data, selection):
+        if row["update"] != 0:
+            continue
+        driver, floor = row["driver"], row["minor_compat_floor"]
+        cuda_rows.append(
+            [
+                row["cuda"] + ("" if row["confirmed"] else "*"),
+                f"{driver['linux'] or 'n/a'} / {driver['windows'] or 'n/a'}",
+                f"{floor['linux'] or '-'} / {floor['windows'] or '-'}"
+                if floor["linux"]
+                else "- (no minor-version compatibility)",
+            ]
+        )
+    if len(cuda_rows) > 1:
+        lines.append("")
+        lines.extend(_table(cuda_rows))
+    print("\n".join(lines))
+
+
+#: Output formats of the listing; a CI-matrix export (github, gitlab) slots in here.
+_LIST_FORMATS: dict[str, Callable[[Matrices, Sequence[Shown]], None]] = {
+    "table": print_table,
+    "json": print_json,
+}
+
+
+# --- update ---------------------------------------------------------------------------------------
+
+
+def _update(args: argparse.Namespace, data: Matrices) -> int:
+    from envsetup import index_listing
+
+    text, content_type = index_listing.read_listing(args.listing, timeout=args.timeout)
+    files = index_listing.wheels(text, content_type)
+    if not files:
+        raise EnvsetupError(
+            f"the listing at {args.listing} names no wheels",
+            hint="expected the PEP 503/691 page of " + index_listing.TORCH_LISTING_URL,
+        )
+    findings = index_listing.missing_from(data, index_listing.summarize(files))
+    if args.format == "json":
+        print(json.dumps(findings_json(args.listing, len(files), findings), indent=2))
+    else:
+        print("\n".join(findings_text(args.listing, len(files), findings)))
+    return 1 if args.check and findings else 0
+
+
+def findings_json(listing: str, count: int, findings: Any) -> dict[str, Any]:
+    return {
+        "listing": listing,
+        "wheels": count,
+        "new_releases": [
+            {
+                "torch": str(new.version),
+                "python": sorted(new.all_pythons(), key=_python_key),
+                "variants": _stub_variants(new),
+            }
+            for new in findings.releases
+        ],
+        "new_variants": [
+            {"torch": t, "platform": p, "variant": v} for t, p, v in findings.variants
+        ],
+        "new_pythons": [{"torch": t, "platform": p, "python": y} for t, p, y in findings.pythons],
+    }
+
+
+def _python_key(tag: str) -> tuple[int, bool]:
+    return int(tag.rstrip("t").split(".")[1]), tag.endswith("t")
+
+
+def _stub_variants(new: Any) -> dict[str, list[str]]:
+    """Labelled variants per platform; a platform with only unlabelled wheels gets "cpu"."""
+    from envsetup.matrices import variant_sort_key
+
+    result = {}
+    for platform in PLATFORMS:
+        if platform not in new.pythons:
+            continue
+        variants = set(new.variants.get(platform, ())) | {"cpu"}
+        result[platform] = sorted(variants, key=variant_sort_key)
+    return result
+
+
+def findings_text(listing: str, count: int, findings: Any) -> Iterator[str]:
+    yield f"Compared matrices/ with {listing} ({count} wheels)."
+    if not findings:
+        yield "The matrices know every release, variant and Python tag it lists."
+        return
+    if findings.releases:
+        versions = ", ".join(str(new.version) for new in findings.releases)
+        yield f"New releases ({len(findings.releases)}): {versions}"
+    for torch, platform, variant in findings.variants:
+        yield f"New variant: torch {torch} {platform} {variant}"
+    for torch, platform, python in findings.pythons:
+        yield f"New Python tag: torch {torch} {platform} {python}"
+    yield ""
+    yield "Rows for matrices/torch.toml (printed, not merged: the file's comments, order and"
+    yield "sources are kept by hand; fill in every FILL IN and run tests/test_matrices_schema.py):"
+    for new in findings.releases:
+        yield ""
+        yield from release_stub(new, listing)
+    for torch, platform, variant in findings.variants:
+        yield f'# torch {torch}: add "{variant}" to [release.variants] {platform}'
+    for torch, platform, python in findings.pythons:
+        yield f'# torch {torch}: add "{python}" for {platform} (python, python_platforms)'
+
+
+def release_stub(new: Any, listing: str) -> Iterator[str]:
+    """A `[[release]]` table for a release the matrices lack, with what the listing cannot tell
+    left as FILL IN (the schema test rejects it until a person fills it in)."""
+    variants = _stub_variants(new)
+    pythons = sorted(new.all_pythons(), key=_python_key)
+    guessed = [p for p in variants if not new.variants.get(p)]
+    unconfirmed = ["date", "pypi_default", "torchvision", "torchaudio"]
+    unconfirmed += [f"variants.{p}" for p in guessed]
+    yield "[[release]]"
+    yield f'torch = "{new.version}"'
+    yield 'date = "FILL IN (YYYY-MM-DD)"'
+    yield f"python = {json.dumps(pythons)}"
+    yield 'torchvision = "FILL IN"'
+    yield 'torchaudio = "FILL IN (or none)"'
+    yield "confirmed = false"
+    yield f"unconfirmed = {json.dumps(unconfirmed)}"
+    yield f"sources = [{json.dumps(listing)}]"
+    note = "Added from the index listing by `envsetup matrix update`."
+    if guessed:
+        note += f" Unlabelled wheels only on {', '.join(guessed)}: assumed cpu."
+    yield f"notes = {json.dumps(note)}"
+    partial = {
+        python: [p for p in variants if python in new.pythons.get(p, ())] for python in pythons
+    }
+    partial = {python: ps for python, ps in partial.items() if len(ps) < len(variants)}
+    if partial:
+        yield "[release.python_platforms]"
+        for python, ps in partial.items():
+            yield f'"{python}" = {json.dumps(ps)}'
+    yield "[release.variants]"
+    for platform, names in variants.items():
+        yield f"{platform} = {json.dumps(names)}"
+    yield "[release.pypi_default]"
+    for platform in variants:
+        yield f'{platform} = "FILL IN"'
