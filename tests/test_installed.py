@@ -1,0 +1,84 @@
+"""installed.py reads torch-family versions from metadata, here or in another interpreter,
+and never imports torch (the fake torch below exits the interpreter if it is imported)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from envsetup.errors import EnvsetupError
+from envsetup.installed import installed_versions, interpreter_facts
+
+POSIX_ONLY = pytest.mark.skipif(sys.platform == "win32", reason="uses a /bin/sh script")
+BOOBY_TRAP = "raise SystemExit('torch was imported')\n"
+
+
+def _fake_dist(site: Path, name: str, version: str) -> None:
+    info = site / f"{name}-{version}.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
+    package = site / name
+    package.mkdir()
+    (package / "__init__.py").write_text(BOOBY_TRAP)
+
+
+@pytest.fixture(scope="module")
+def venv_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("target") / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(root)], check=True)
+    python = root / ("Scripts/python.exe" if sys.platform == "win32" else "bin/python")
+    site = Path(
+        subprocess.run(
+            [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    )
+    _fake_dist(site, "torch", "2.4.0+cu118")
+    _fake_dist(site, "torchvision", "0.19.0+cu118")
+    return python
+
+
+def test_another_interpreter_reports_its_python_and_builds(venv_python: Path) -> None:
+    python, found = interpreter_facts(str(venv_python))
+    assert python == f"{sys.version_info[0]}.{sys.version_info[1]}"
+    assert found == {"torch": "2.4.0+cu118", "torchvision": "0.19.0+cu118"}
+    assert installed_versions(str(venv_python)) == found
+
+
+def test_this_interpreter_reads_metadata_in_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _fake_dist(tmp_path, "torchaudio", "2.5.1+cpu")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    found = installed_versions()
+    assert found["torchaudio"] == "2.5.1+cpu"
+    assert "torchaudio" not in sys.modules
+
+
+def test_missing_interpreter() -> None:
+    with pytest.raises(EnvsetupError, match="was not found") as error:
+        interpreter_facts("/nonexistent/bin/python")
+    assert error.value.hint == "pass the path of the target environment's python"
+
+
+@POSIX_ONLY
+def test_interpreter_that_fails(tmp_path: Path) -> None:
+    script = tmp_path / "python"
+    script.write_text("#!/bin/sh\necho broken >&2\nexit 3\n")
+    script.chmod(0o755)
+    with pytest.raises(EnvsetupError, match=r"could not list its packages \(exit 3\): broken"):
+        interpreter_facts(str(script))
+
+
+@POSIX_ONLY
+def test_interpreter_that_prints_something_else(tmp_path: Path) -> None:
+    script = tmp_path / "python"
+    script.write_text("#!/bin/sh\necho 'Python 2.7.18'\n")
+    script.chmod(0o755)
+    with pytest.raises(EnvsetupError, match="printed no package list"):
+        interpreter_facts(str(script))
