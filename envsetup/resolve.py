@@ -307,7 +307,11 @@ def _context(
         base=base,
         links=links,
         reasons=reasons,
-        warnings=list(notes),
+        warnings=[
+            *(f"detection: {problem.message}" for problem in machine.errors),
+            *machine.warnings,
+            *notes,
+        ],
     )
 
 
