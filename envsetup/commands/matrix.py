@@ -29,7 +29,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--python", metavar="X.Y", help="only releases with wheels for it (3.13t)")
     parser.add_argument("--platform", choices=PLATFORMS, help="only this platform")
     parser.add_argument("--variant", metavar="NAME", help="only releases publishing it (cu121)")
-    _add_format_arguments(parser, tuple(_LIST_FORMATS))
+    from envsetup.ci_export import add_format_argument
+
+    add_format_argument(parser)  # --format table|json|github|gitlab, --newest N, --session
+    parser.add_argument(
+        "--json", dest="format", action="store_const", const="json", help="same as --format json"
+    )
     parser.set_defaults(action=None)
     actions = parser.add_subparsers(dest="action", metavar="ACTION")
     update = actions.add_parser(
@@ -53,12 +58,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="exit 1 when upstream has something the matrices lack (for a scheduled CI job)",
     )
     update.add_argument("--timeout", type=float, default=30.0, metavar="SECONDS")
-    _add_format_arguments(update, ("table", "json"))
-
-
-def _add_format_arguments(parser: argparse.ArgumentParser, formats: Sequence[str]) -> None:
-    parser.add_argument("--format", choices=formats, default="table", help="output format")
-    parser.add_argument(
+    update.add_argument("--format", choices=("table", "json"), default="table")
+    update.add_argument(
         "--json", dest="format", action="store_const", const="json", help="same as --format json"
     )
 
@@ -67,8 +68,18 @@ def run(args: argparse.Namespace) -> int:
     data = load()
     if args.action == "update":
         return _update(args, data)
+    from envsetup.ci_export import render_format
+
+    ci_matrix = render_format(args)  # github / gitlab: CI job matrices of the same filters
+    if ci_matrix is not None:
+        print(ci_matrix, end="" if ci_matrix.endswith("\n") else "\n")
+        return 0
     selection = select(data, args)
-    _LIST_FORMATS[args.format](data, selection)
+    if args.newest is not None:
+        if args.newest < 1:
+            raise UsageError(f"--newest {args.newest}: expected a positive number of releases")
+        selection = selection[-args.newest :]
+    _LIST_FORMATS[args.format or "table"](data, selection)
     return 0
 
 
@@ -271,7 +282,7 @@ def print_table(data: Matrices, selection: Sequence[Shown]) -> None:
     print("\n".join(lines))
 
 
-#: Output formats of the listing; a CI-matrix export (github, gitlab) slots in here.
+#: Output formats the verb prints itself; github and gitlab come from `envsetup.ci_export`.
 _LIST_FORMATS: dict[str, Callable[[Matrices, Sequence[Shown]], None]] = {
     "table": print_table,
     "json": print_json,
