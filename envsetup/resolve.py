@@ -332,6 +332,8 @@ def _auto_target(machine: Machine, gpus: tuple[Gpu, ...], os_name: str, reasons:
         return "xpu"
     if machine.gpus and not gpus:
         reasons.append("no GPU is visible (CUDA_VISIBLE_DEVICES hides them all): CPU build")
+    elif machine.errors:
+        reasons.append("no GPU could be read (see the detection warnings): CPU build")
     else:
         reasons.append("no GPU found: CPU build")
     return "cpu"
