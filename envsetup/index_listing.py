@@ -21,7 +21,7 @@ from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 from packaging.version import Version
 
 from envsetup.errors import EnvsetupError, UsageError
-from envsetup.matrices import VARIANT_RE, Matrices, variant_sort_key
+from envsetup.matrices import PLATFORMS, VARIANT_RE, Matrices, variant_sort_key
 
 #: Where upstream lists every torch wheel of every variant.
 TORCH_LISTING_URL = "https://download.pytorch.org/whl/torch/"
@@ -130,12 +130,14 @@ def _platform_key(tag: str) -> str | None:
     if tag == "win_amd64":
         return "windows-amd64"
     if tag.startswith("macosx_"):
-        return {"arm64": "macos-arm64", "x86_64": "macos-x86_64"}.get(tag.rsplit("_", 1)[-1])
-    if tag.startswith(("linux_", "manylinux", "musllinux")):
-        if tag.endswith("_x86_64"):
-            return "linux-x86_64"
-        if tag.endswith("_aarch64"):
-            return "linux-aarch64"
+        system = "macos"
+    elif tag.startswith(("linux_", "manylinux", "musllinux")):
+        system = "linux"
+    else:
+        return None
+    for machine in ("x86_64", "aarch64", "arm64"):
+        if tag.endswith("_" + machine) and f"{system}-{machine}" in PLATFORMS:
+            return f"{system}-{machine}"
     return None
 
 
