@@ -131,6 +131,10 @@ def fake_tool(
     script.chmod(
         mode | stat.S_IXUSR if executable else mode & ~(stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
     )
+    if not executable and os.access(script, os.X_OK):
+        import pytest
+
+        pytest.skip("this user and filesystem treat every file as executable")
     return script
 
 

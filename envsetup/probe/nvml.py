@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import ctypes
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from envsetup.machine import Gpu, MigDevice, Problem
 
@@ -49,15 +49,13 @@ class _PciInfo(ctypes.Structure):
     )
 
 
-@dataclass(frozen=True)
-class RawMig:
+class RawMig(NamedTuple):
     name: bytes | None = None
     uuid: bytes | None = None
     memory_total: int | None = None  # bytes
 
 
-@dataclass(frozen=True)
-class RawDevice:
+class RawDevice(NamedTuple):
     """One GPU as NVML answered; None where a call failed or is not supported."""
 
     name: bytes | None = None
@@ -69,8 +67,7 @@ class RawDevice:
     mig: tuple[RawMig, ...] = ()
 
 
-@dataclass(frozen=True)
-class NvmlReport:
+class NvmlReport(NamedTuple):
     """What one NVML session returned, before interpretation."""
 
     library: str

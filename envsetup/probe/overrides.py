@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from envsetup.errors import UsageError
 from envsetup.probe.findings import Findings, now
@@ -39,8 +39,7 @@ _EXPECTED = {
 }
 
 
-@dataclass(frozen=True)
-class Override:
+class Override(NamedTuple):
     """One fact forced from the environment, and the variable that forced it."""
 
     fact: str

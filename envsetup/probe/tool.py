@@ -11,14 +11,13 @@ import contextlib
 import os
 import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from envsetup.machine import Problem
 
 
-@dataclass(frozen=True)
-class ToolResult:
+class ToolResult(NamedTuple):
     """What a tool printed, or the problem that kept it from printing anything useful."""
 
     stdout: str = ""
