@@ -1,0 +1,241 @@
+"""`envsetup venv`: real venv/pip/uv against the fake index; all or nothing on disk."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fake_index import FakeBuild, Served, isolated_env, run_envsetup, serve_fake_index
+
+BUILDS = [FakeBuild("2.5.1", "cpu"), FakeBuild("2.4.1", "cpu", torchaudio=None)]
+
+
+@pytest.fixture(scope="module")
+def index() -> Iterator[Served]:
+    with serve_fake_index(BUILDS) as served:
+        yield served
+
+
+@pytest.fixture
+def env() -> dict[str, str]:
+    return isolated_env()
+
+
+def request(index: Served, *extra: str) -> list[str]:
+    return ["--gpu", "none", "--index-url-base", index.url, "--allow-insecure-index", *extra]
+
+
+def snapshot(root: Path) -> dict[str, str]:
+    """Every path under `root` with its kind and content hash: "the disk as it was"."""
+    tree: dict[str, str] = {}
+    for directory, dirs, files in os.walk(root):
+        for name in dirs + files:
+            path = Path(directory, name)
+            key = path.relative_to(root).as_posix()
+            if path.is_symlink():
+                tree[key] = "link:" + os.readlink(path)
+            elif path.is_dir():
+                tree[key] = "dir"
+            else:
+                tree[key] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return tree
+
+
+def uv_venv(path: Path, env: dict[str, str]) -> None:
+    """An existing environment for the --force cases, with a file the user cares about."""
+    uv = str(Path(sys.executable).with_name("uv"))
+    subprocess.run([uv, "venv", "-q", "--python", sys.executable, str(path)], env=env, check=True)
+    (path / "notes.txt").write_text("user data\n")
+
+
+def site_torch(path: Path) -> list[str]:
+    site = next((path / "lib").glob("python3*/site-packages"))
+    return sorted(p.name for p in site.glob("torch*.dist-info"))
+
+
+@pytest.mark.slow
+def test_fresh_venv_with_pip_installs_verifies_and_says_how_to_activate(
+    tmp_path: Path, index: Served, env: dict[str, str]
+) -> None:
+    target = tmp_path / "env"
+    result = run_envsetup(
+        "venv", str(target), "--torch", "2.5.1", "--with", "torchvision", *request(index), env=env
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "-m pip install --index-url " + index.url + "/cpu" in result.stdout
+    assert "Successfully installed torch-2.5.1+cpu torchvision-0.20.1+cpu" in result.stdout
+    assert "all 7 checks passed" in result.stdout
+    assert f"activate it with: . {target}/bin/activate" in result.stdout
+    assert site_torch(target) == ["torch-2.5.1+cpu.dist-info", "torchvision-0.20.1+cpu.dist-info"]
+    assert any(path.endswith("/cpu/torch/") for path in index.requests)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["env"]  # nothing aside, no temp dirs
+
+
+def test_fresh_venv_with_uv(tmp_path: Path, index: Served, env: dict[str, str]) -> None:
+    target = tmp_path / "env"
+    result = run_envsetup(
+        "venv", str(target), "--installer", "uv", "--torch", "2.5.1", *request(index), env=env
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "uv venv --python" in result.stdout and "uv pip install --python" in result.stdout
+    assert site_torch(target) == ["torch-2.5.1+cpu.dist-info"]
+    check = subprocess.run(
+        [str(target / "bin" / "python"), "-c", "import torch; print(torch.__version__)"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert check.stdout.strip() == "2.5.1+cpu"
+
+
+@pytest.mark.slow
+def test_missing_wheel_pip_fails_and_nothing_is_left(
+    tmp_path: Path, index: Served, env: dict[str, str]
+) -> None:
+    target = tmp_path / "deep" / "env"
+    before = snapshot(tmp_path)
+    result = run_envsetup(
+        "venv", str(target), "--torch", "2.4.1", "--with", "torchaudio", *request(index), env=env
+    )
+    assert result.returncode == 1
+    assert snapshot(tmp_path) == before  # not even the parent directory it had to create
+    assert "step 'install' failed" in result.stderr
+    assert "| ERROR: No matching distribution found for torchaudio==2.4.1+cpu" in result.stderr
+    assert "hint: the index has no wheel matching" in result.stderr
+    assert f"{target}: nothing was left" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_existing_non_empty_path_is_refused(tmp_path: Path, index: Served, env: dict) -> None:
+    target = tmp_path / "project"
+    target.mkdir()
+    (target / "main.py").write_text("print('mine')\n")
+    before = snapshot(tmp_path)
+    result = run_envsetup("venv", str(target), "--torch", "2.5.1", *request(index), env=env)
+    assert result.returncode == 1
+    assert f"{target} exists and is not empty" in result.stderr
+    assert "--force" in result.stderr
+    assert snapshot(tmp_path) == before
+    assert index.requests == [] or all("project" not in path for path in index.requests)
+
+
+def test_force_never_replaces_a_directory_that_is_not_an_environment(
+    tmp_path: Path, index: Served, env: dict[str, str]
+) -> None:
+    target = tmp_path / "project"
+    target.mkdir()
+    (target / "main.py").write_text("print('mine')\n")
+    before = snapshot(tmp_path)
+    result = run_envsetup("venv", str(target), "--force", *request(index), env=env)
+    assert result.returncode == 1
+    assert "is not a virtual environment (no pyvenv.cfg)" in result.stderr
+    assert snapshot(tmp_path) == before
+
+
+def test_force_puts_the_old_environment_back_when_the_install_fails(
+    tmp_path: Path, index: Served, env: dict[str, str]
+) -> None:
+    target = tmp_path / "env"
+    uv_venv(target, env)
+    before = snapshot(tmp_path)
+    result = run_envsetup(
+        "venv",
+        str(target),
+        "--force",
+        "--installer",
+        "uv",
+        "--torch",
+        "2.4.1",
+        "--with",
+        "torchaudio",
+        *request(index),
+        env=env,
+    )
+    assert result.returncode == 1
+    assert snapshot(tmp_path) == before
+    assert "step 'install' failed" in result.stderr and "torchaudio" in result.stderr
+    assert "the old environment is back in place" in result.stderr
+
+
+def test_force_replaces_the_old_environment_once_the_new_one_verifies(
+    tmp_path: Path, index: Served, env: dict[str, str]
+) -> None:
+    target = tmp_path / "env"
+    uv_venv(target, env)
+    result = run_envsetup(
+        "venv", str(target), "--force", "--installer", "uv", "--torch", "2.5.1", *request(index),
+        env=env,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert not (target / "notes.txt").exists()
+    assert site_torch(target) == ["torch-2.5.1+cpu.dist-info"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["env"]
+
+
+def test_an_empty_directory_is_used_and_restored_on_failure(
+    tmp_path: Path, index: Served, env: dict[str, str]
+) -> None:
+    target = tmp_path / "env"
+    target.mkdir(mode=0o750)
+    before = snapshot(tmp_path)
+    failed = run_envsetup(
+        "venv", str(target), "--installer", "uv", "--torch", "2.4.1", "--with", "torchaudio",
+        *request(index), env=env,
+    )  # fmt: skip
+    assert failed.returncode == 1
+    assert snapshot(tmp_path) == before
+    assert target.stat().st_mode & 0o777 == 0o750
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("signum", "installer", "existing"),
+    [(signal.SIGINT, "pip", False), (signal.SIGTERM, "uv", True)],
+    ids=["sigint-pip-new", "sigterm-uv-force"],
+)
+def test_interrupted_install_leaves_the_disk_as_before(
+    tmp_path: Path, env: dict[str, str], signum: int, installer: str, existing: bool
+) -> None:
+    target = tmp_path / "env"
+    if existing:
+        uv_venv(target, env)
+    before = snapshot(tmp_path)
+    with serve_fake_index(BUILDS, slow={"/torch-": 120}) as slow:
+        argv = [sys.executable, "-m", "envsetup", "venv", str(target), "--installer", installer]
+        argv += ["--torch", "2.5.1", *request(slow), *(["--force"] if existing else [])]
+        process = subprocess.Popen(
+            argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        try:
+            assert slow.slow_hit.wait(60), "the installer never started downloading torch"
+            assert target.exists()  # mid-install: the new environment is half built
+            process.send_signal(signum)
+            stdout, stderr = process.communicate(timeout=60)
+        finally:
+            if process.poll() is None:
+                process.kill()
+    assert process.returncode == 130, stdout + stderr
+    assert "interrupted during step 'install'" in stderr
+    assert snapshot(tmp_path) == before
+
+
+@pytest.mark.slow
+def test_python_version_picks_that_interpreter(tmp_path: Path, index: Served) -> None:
+    env = isolated_env({"PYENV_VERSION": "3.12.1:3.11.7"})
+    if shutil.which("python3.12", path=env["PATH"]) is None:
+        pytest.skip("no python3.12 on PATH")
+    target = tmp_path / "env312"
+    result = run_envsetup(
+        "venv", str(target), "--python", "3.12", "--torch", "2.5.1", *request(index), env=env
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "(Python 3.12." in result.stdout
+    assert [p.name for p in (target / "lib").iterdir()] == ["python3.12"]
