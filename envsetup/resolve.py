@@ -9,13 +9,12 @@ module only applies them, and never runs a subprocess.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
-from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
-from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from envsetup.errors import EnvsetupError, UsageError
@@ -49,6 +48,20 @@ class NoCompatibleBuild(EnvsetupError):
 # --------------------------------------------------------------------------- request parsing
 
 
+#: A PEP 508 name followed by a specifier ("torchvision>=0.20"); extras and markers are not
+#: accepted (they mean nothing for a pin). Parsed here rather than with packaging.requirements,
+#: whose grammar costs more start-up time than the rest of `envsetup plan`.
+_NAMED = re.compile(r"([A-Za-z][A-Za-z0-9._-]*)\s*(.*)", re.DOTALL)
+
+
+def _requirement(text: str) -> tuple[str | None, SpecifierSet]:
+    """("torchvision", >=0.20) from "TorchVision>=0.20"; (None, spec) for a bare specifier."""
+    match = _NAMED.fullmatch(text)
+    name, rest = (match[1], match[2]) if match else (None, text)
+    spec = SpecifierSet(rest)  # raises InvalidSpecifier
+    return (None if name is None else re.sub(r"[-_.]+", "-", name).lower()), spec
+
+
 def parse_torch_spec(text: str | None) -> SpecifierSet:
     """`2.5.1` → ==2.5.1, `2.5` → ==2.5.*, or any PEP 440 specifier / `torch<2.6` requirement."""
     if text is None or not text.strip():
@@ -63,20 +76,18 @@ def parse_torch_spec(text: str | None) -> SpecifierSet:
             return SpecifierSet(f"=={value}.*")
         return SpecifierSet(f"=={value}")
     try:
-        if value[0].isalpha():
-            requirement = Requirement(value)
-            if canonicalize_name(requirement.name) != "torch":
-                raise UsageError(
-                    f"--torch {value!r} names {requirement.name!r}; expected a torch version "
-                    "or specifier such as 2.5.1, '>=2.4,<2.6' or 'torch~=2.5.0'"
-                )
-            return requirement.specifier
-        return SpecifierSet(value)
-    except (InvalidSpecifier, InvalidRequirement) as error:
+        name, spec = _requirement(value)
+    except InvalidSpecifier as error:
         raise UsageError(
             f"--torch {value!r} is not a valid PEP 440 version or specifier ({error})",
             hint="use an exact version (2.5.1) or a specifier ('>=2.4,<2.6')",
         ) from None
+    if name not in (None, "torch"):
+        raise UsageError(
+            f"--torch {value!r} names {name!r}; expected a torch version or specifier such as "
+            "2.5.1, '>=2.4,<2.6' or 'torch~=2.5.0'"
+        )
+    return spec
 
 
 def parse_companions(items: Iterable[str]) -> dict[str, SpecifierSet]:
@@ -86,19 +97,18 @@ def parse_companions(items: Iterable[str]) -> dict[str, SpecifierSet]:
         if not item.strip():
             continue
         try:
-            requirement = Requirement(item.strip())
-        except InvalidRequirement as error:
+            name, spec = _requirement(item.strip())
+        except InvalidSpecifier as error:
             raise UsageError(
                 f"--with {item!r} is not a valid PEP 440 requirement ({error})",
                 hint="list companions by name, e.g. --with torchvision,torchaudio",
             ) from None
-        name = canonicalize_name(requirement.name)
         if name not in COMPANIONS:
             raise UsageError(
                 f"--with {item!r}: envsetup pins only {', '.join(COMPANIONS)}",
                 hint="install other packages with your usual installer after torch",
             )
-        companions[name] = requirement.specifier
+        companions[name] = spec
     return companions
 
 
