@@ -115,7 +115,7 @@ def test_nvidia_smi_without_a_loaded_driver_is_diagnosed(tmp_path: Path) -> None
 def test_not_executable_nvidia_smi_is_a_warning(tmp_path: Path) -> None:
     fakes.nvidia_driver(tmp_path)
     fakes.fake_tool(tmp_path / "bin", "nvidia-smi", stdout="x", executable=False)
-    machine = detect(root=tmp_path, environ=fakes.environ_with_path(tmp_path / "bin"))
+    machine = detect(root=tmp_path, environ={"PATH": str(tmp_path / "bin")})
     assert any("not executable" in warning for warning in machine.warnings)
     assert machine.cuda_version == "13.0"
 

@@ -165,7 +165,7 @@ def test_container_asked_for_no_gpu_is_a_warning() -> None:
 
 def test_find_tool_reports_a_file_that_is_not_executable(tmp_path: Path) -> None:
     fakes.fake_tool(tmp_path, "nvidia-smi", stdout="x", executable=False)
-    found, broken = tool.find_tool("nvidia-smi", fakes.environ_with_path(tmp_path))
+    found, broken = tool.find_tool("nvidia-smi", {"PATH": str(tmp_path)})
     assert found is None
     assert broken is not None and "not executable" in broken
 
