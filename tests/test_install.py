@@ -1,0 +1,186 @@
+"""`envsetup install` into an existing environment: real pip/uv against the fake index."""
+
+from __future__ import annotations
+
+import os
+import pty
+import shlex
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fake_index import FakeBuild, Served, isolated_env, run_envsetup, serve_fake_index
+
+from envsetup.install_args import install_argv
+from envsetup.machine import Machine, Platform
+from envsetup.plan import Request
+from envsetup.resolve import resolve
+
+BUILDS = [FakeBuild("2.5.1", "cpu"), FakeBuild("2.4.1", "cpu", torchaudio=None)]
+UV = str(Path(sys.executable).with_name("uv"))
+
+
+@pytest.fixture(scope="module")
+def index() -> Iterator[Served]:
+    with serve_fake_index(BUILDS) as served:
+        yield served
+
+
+@pytest.fixture
+def env() -> dict[str, str]:
+    return isolated_env()
+
+
+@pytest.fixture
+def uv_env(tmp_path: Path, env: dict[str, str]) -> Path:
+    """An empty environment (uv venv: no pip), returned as its interpreter."""
+    subprocess.run([UV, "venv", "-q", "--python", sys.executable, str(tmp_path / "env")], env=env,
+                   check=True)  # fmt: skip
+    return tmp_path / "env" / "bin" / "python"
+
+
+def flags(index: Served, *extra: str) -> list[str]:
+    return ["--gpu", "none", "--index-url-base", index.url, "--allow-insecure-index", *extra]
+
+
+def torch_version(python: Path, env: dict[str, str]) -> str | None:
+    code = (
+        "from importlib import metadata as m\ntry: print(m.version('torch'))\nexcept Exception: 0"
+    )
+    out = subprocess.run(
+        [str(python), "-c", code], env=env, capture_output=True, text=True, check=True
+    )
+    return out.stdout.strip() or None
+
+
+def test_dry_run_prints_the_planned_command_and_runs_nothing(
+    uv_env: Path, index: Served, env: dict[str, str]
+) -> None:
+    result = run_envsetup(
+        "install", "--python", str(uv_env), "--dry-run", "--torch", "2.5.1", "--with",
+        "torchvision", *flags(index), env=env,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    platform = Platform("linux", "x86_64", f"{sys.version_info[0]}.{sys.version_info[1]}")
+    plan = resolve(
+        Machine(platform=platform),
+        Request(
+            torch="2.5.1",
+            with_=("torchvision",),
+            index_url_base=index.url,
+            allow_insecure_index=True,
+        ),
+    )
+    assert result.stdout.strip() == shlex.join(install_argv(plan, python=str(uv_env)))
+    assert torch_version(uv_env, env) is None
+    assert not any(path.endswith(".whl") for path in index.requests)
+
+
+def test_dry_run_with_uv_names_the_uv_executable(uv_env: Path, index: Served, env: dict) -> None:
+    result = run_envsetup(
+        "install", "--python", str(uv_env), "--installer", "uv", "--dry-run", "--torch", "2.5.1",
+        *flags(index), env=env,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    argv = shlex.split(result.stdout)
+    assert argv[0].endswith("uv") and Path(argv[0]).exists()
+    assert argv[1:] == [
+        "pip", "install", "--python", str(uv_env), "--index-url", f"{index.url}/cpu",
+        "torch==2.5.1+cpu",
+    ]  # fmt: skip
+
+
+def test_install_with_uv_streams_output_and_verifies(
+    uv_env: Path, index: Served, env: dict[str, str]
+) -> None:
+    result = run_envsetup(
+        "install", "--python", str(uv_env), "--installer", "uv", "--torch", "2.5.1", "--with",
+        "torchvision", *flags(index), env=env,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == (
+        f"envsetup: installing torch==2.5.1+cpu torchvision==0.20.1+cpu from {index.url}/cpu"
+    )
+    assert " + torchvision==0.20.1+cpu" in lines  # uv's own output came through
+    assert "all 7 checks passed" in result.stdout
+    assert torch_version(uv_env, env) == "2.5.1+cpu"
+
+
+@pytest.mark.slow
+def test_install_with_pip_into_a_stdlib_venv(
+    tmp_path: Path, index: Served, env: dict[str, str]
+) -> None:
+    subprocess.run([sys.executable, "-m", "venv", str(tmp_path / "env")], env=env, check=True)
+    python = tmp_path / "env" / "bin" / "python"
+    result = run_envsetup("install", "--python", str(python), "--torch", "2.5.1",
+                          *flags(index), env=env)  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Successfully installed torch-2.5.1+cpu" in result.stdout
+    assert "ok    expect" in result.stdout
+    assert torch_version(python, env) == "2.5.1+cpu"
+
+
+def test_replacing_a_build_needs_yes_when_not_interactive(
+    uv_env: Path, index: Served, env: dict[str, str]
+) -> None:
+    common = ["install", "--python", str(uv_env), "--installer", "uv", *flags(index)]
+    assert run_envsetup(*common, "--torch", "2.4.1", env=env).returncode == 0
+    refused = run_envsetup(*common, "--torch", "2.5.1", env=env)
+    assert refused.returncode == 1
+    assert (
+        f"this would replace torch==2.4.1+cpu in {uv_env} with torch==2.5.1+cpu, and there is "
+        "no terminal to ask for confirmation" in refused.stderr
+    )
+    assert "rerun with --yes" in refused.stderr
+    assert torch_version(uv_env, env) == "2.4.1+cpu"
+    replaced = run_envsetup(*common, "--torch", "2.5.1", "--yes", env=env)
+    assert replaced.returncode == 0, replaced.stderr
+    assert "replaces torch==2.4.1+cpu" in replaced.stdout
+    assert "--reinstall torch==2.5.1+cpu" in replaced.stdout
+    assert torch_version(uv_env, env) == "2.5.1+cpu"
+
+
+@pytest.mark.parametrize(
+    ("answer", "code", "version"), [("n", 1, "2.4.1+cpu"), ("y", 0, "2.5.1+cpu")]
+)
+def test_replacing_a_build_asks_on_a_terminal(
+    uv_env: Path, index: Served, env: dict[str, str], answer: str, code: int, version: str
+) -> None:
+    common = ["install", "--python", str(uv_env), "--installer", "uv", *flags(index)]
+    assert run_envsetup(*common, "--torch", "2.4.1", env=env).returncode == 0
+    controller, terminal = pty.openpty()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "envsetup", *common, "--torch", "2.5.1"],
+        stdin=terminal,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+        text=True,
+    )
+    os.close(terminal)
+    os.write(controller, f"{answer}\n".encode())
+    stdout, stderr = process.communicate(timeout=120)
+    os.close(controller)
+    assert process.returncode == code, stdout + stderr
+    assert "Replace torch==2.4.1+cpu in" in stdout and "[y/N]" in stdout
+    if answer == "n":
+        assert "replacing the existing build was declined" in stderr
+    assert torch_version(uv_env, env) == version
+
+
+def test_missing_wheel_is_a_clear_failure_with_the_installer_lines(
+    uv_env: Path, index: Served, env: dict[str, str]
+) -> None:
+    result = run_envsetup(
+        "install", "--python", str(uv_env), "--installer", "uv", "--torch", "2.4.1", "--with",
+        "torchaudio", *flags(index), env=env,
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert "step 'install' failed" in result.stderr
+    assert "torchaudio" in result.stderr and "    | " in result.stderr
+    assert "hint: the index has no wheel matching" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert torch_version(uv_env, env) is None
