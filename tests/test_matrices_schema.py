@@ -6,8 +6,11 @@ These tests read the raw TOML (file order matters: rows must be sorted as writte
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
 import sys
+import zipfile
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -120,9 +123,9 @@ def test_toolkit_rows_have_known_keys_and_valid_drivers() -> None:
         assert {"cuda", "update", "release", "source"} <= set(row), where
         assert re.match(r"^\d{1,2}\.\d$", row["cuda"]), where
         assert isinstance(row["update"], int) and row["update"] >= 0, where
-        for os in ("linux", "windows"):
-            if os in row:
-                assert DRIVER_RE.match(row[os]), f"{where}: {os} = {row[os]!r}"
+        for system in ("linux", "windows"):
+            if system in row:
+                assert DRIVER_RE.match(row[system]), f"{where}: {system} = {row[system]!r}"
         assert set(row.get("unconfirmed", [])) <= {"linux", "windows"}, where
 
 
@@ -134,9 +137,9 @@ def test_toolkit_rows_ascend_without_duplicates() -> None:
 
 def test_toolkit_drivers_never_decrease_with_the_toolkit() -> None:
     """A newer toolkit never needs an older driver: catches transposed digits."""
-    for os in ("linux", "windows"):
-        drivers = [Version(r[os]) for r in raw("nvidia.toml")["toolkit"] if os in r]
-        assert drivers == sorted(drivers), os
+    for system in ("linux", "windows"):
+        drivers = [Version(r[system]) for r in raw("nvidia.toml")["toolkit"] if system in r]
+        assert drivers == sorted(drivers), system
 
 
 def test_every_cuda_minor_has_a_ga_row() -> None:
@@ -149,8 +152,8 @@ def test_minor_compat_rows() -> None:
     assert [r["cuda_major"] for r in rows] == [11, 12, 13]
     for row in rows:
         assert set(row) <= MINOR_KEYS
-        for os in ("linux", "windows"):
-            assert DRIVER_RE.match(row[os]), row
+        for system in ("linux", "windows"):
+            assert DRIVER_RE.match(row[system]), row
 
 
 # --- torch.toml -----------------------------------------------------------------------------------
@@ -352,3 +355,37 @@ def test_every_rocm_variant_has_a_gfx_row(data: Matrices) -> None:
     used = {v for _, _, v in published(data) if v.startswith("rocm")}
     assert used <= rows
     assert rows <= used, f"gfx rows for variants no release publishes: {rows - used}"
+
+
+# --- packaging ------------------------------------------------------------------------------------
+
+
+def test_the_wheel_ships_the_data_and_loads_it_from_site_packages(tmp_path: Path) -> None:
+    """pyproject force-includes matrices/ as envsetup/matrices/: an installed envsetup must find
+    it there (no checkout around) and `envsetup.matrices` must stay the module, not the folder."""
+    builders = pytest.importorskip("hatchling.builders.wheel")
+    [wheel] = builders.WheelBuilder(str(DIRECTORY.parent)).build(
+        directory=str(tmp_path / "dist"), versions=["standard"]
+    )
+    site = tmp_path / "site"
+    with zipfile.ZipFile(wheel) as archive:
+        names = set(archive.namelist())
+        archive.extractall(site)
+    assert {f"envsetup/matrices/{name}" for name in matrices.FILES} <= names
+    assert "envsetup/matrices.py" in names
+    code = (
+        "import sys; sys.path.insert(0, sys.argv[1]); import envsetup.matrices as m; "
+        "print(m.__file__); print(m.default_directory()); print(len(m.load().releases))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code, str(site)],
+        cwd=tmp_path,
+        env={**os.environ, "ENVSETUP_CACHE_DIR": str(tmp_path / "cache")},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    module, directory, count = result.stdout.split()
+    assert Path(module) == site / "envsetup" / "matrices.py"
+    assert Path(directory) == site / "envsetup" / "matrices"
+    assert int(count) == len(matrices.load(DIRECTORY).releases)
