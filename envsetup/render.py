@@ -152,16 +152,20 @@ def _marker(plan: Plan) -> str:
     return f"sys_platform == '{sys_platform}' and platform_machine == '{machine}'"
 
 
-def _requirements(plan: Plan) -> str:
-    lines = [f"# {_header(plan)}"]
+def _pip_lines(plan: Plan) -> list[str]:
+    """The requirements-file lines of a plan: where from, --pre, then the pins."""
+    lines = []
     if plan.find_links is not None:
         lines.append(f"--find-links {plan.find_links}")
     elif plan.index_url is not None:
         lines.append(f"--index-url {plan.index_url}")
     if plan.pre:
         lines.append("--pre")
-    lines += list(plan.packages)
-    return "\n".join(lines) + "\n"
+    return lines + list(plan.packages)
+
+
+def _requirements(plan: Plan) -> str:
+    return "\n".join([f"# {_header(plan)}", *_pip_lines(plan)]) + "\n"
 
 
 def _poetry(plan: Plan) -> str:
@@ -212,14 +216,6 @@ def _pixi(plan: Plan) -> str:
 
 def _conda(plan: Plan) -> str:
     # JSON strings are valid YAML scalars: no pin or URL can break the document.
-    pip_lines: list[str] = []
-    if plan.find_links is not None:
-        pip_lines.append(f"--find-links {plan.find_links}")
-    elif plan.index_url is not None:
-        pip_lines.append(f"--index-url {plan.index_url}")
-    if plan.pre:
-        pip_lines.append("--pre")
-    pip_lines += list(plan.packages)
     lines = [
         f"# {_header(plan)}",
         "name: torch",
@@ -230,5 +226,5 @@ def _conda(plan: Plan) -> str:
         "  - pip",
         "  - pip:",
     ]
-    lines += [f"      - {json.dumps(item)}" for item in pip_lines]
+    lines += [f"      - {json.dumps(item)}" for item in _pip_lines(plan)]
     return "\n".join(lines) + "\n"
