@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import html
+import itertools
 import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, replace
@@ -60,27 +61,84 @@ def parse(text: str) -> SmiReport:
 def _parse(text: str) -> SmiReport:
     lines = _clean_lines(text)
     clean = "\n".join(lines)
-    readers: tuple[Callable[[str, list[str]], SmiReport | None], ...] = (
-        _read_xml,
-        _read_version,
-        _read_query_log,
-        _read_table,
-        _read_list,
-        _read_csv,
-    )
     failures = _failures(clean)
-    for reader in readers:
-        report = reader(clean, lines)
-        if report is not None:
-            found = report.driver_version is not None or bool(report.gpus)
-            if not found and not failures and not report.problems:
-                failures = (_problem("unparseable", _NOTHING_FOUND.format(fmt=report.format)),)
-            return replace(report, problems=report.problems + failures)
+    reports = [report for report in (read(clean, lines) for read in _READERS) if report]
+    found = [report for report in reports if report.driver_version or report.gpus]
+    if found:
+        # A paste often holds several outputs (`-L` then `--query-gpu`): the richest one
+        # leads, the others fill in what it lacks.
+        primary = max(found, key=lambda report: (bool(report.gpus), _richness(report)))
+        report = _merge(primary, [other for other in found if other is not primary])
+        return replace(report, problems=report.problems + failures)
+    if reports and (reports[0].problems or not failures):
+        problems = reports[0].problems or (
+            _problem("unparseable", _NOTHING_FOUND.format(fmt=reports[0].format)),
+        )
+        return replace(reports[0], problems=problems + failures)
     nvml = _version_after(clean, "NVML library version")
     if failures:
         return SmiReport("error", problems=failures, nvml_version=nvml)
     what = "an empty text" if not clean.strip() else f"{len(lines)} lines in no known format"
     return SmiReport("unknown", problems=(_problem("unparseable", _UNKNOWN.format(what=what)),))
+
+
+# --- combining several outputs of one paste --------------------------------------------------
+
+_GPU_FIELDS = ("name", "memory_mib", "compute_capability", "uuid", "bus_id", "mig_enabled")
+
+
+def _richness(report: SmiReport) -> int:
+    facts = [report.driver_version, report.cuda_version]
+    facts += [getattr(gpu, field) for gpu in report.gpus for field in _GPU_FIELDS]
+    return sum(fact is not None for fact in facts)
+
+
+def _merge(primary: SmiReport, others: list[SmiReport]) -> SmiReport:
+    """`primary` with the facts it lacks taken from the other outputs of the same paste."""
+    reports = [primary, *others]
+    gpus = []
+    for gpu in primary.gpus:
+        merged = gpu
+        for other in others:
+            twin = _twin(merged, other.gpus, same_count=len(other.gpus) == len(primary.gpus))
+            merged = _fill(merged, twin) if twin is not None else merged
+        gpus.append(merged)
+    return replace(
+        primary,
+        driver_version=next((r.driver_version for r in reports if r.driver_version), None),
+        cuda_version=next((r.cuda_version for r in reports if r.cuda_version), None),
+        nvml_version=next((r.nvml_version for r in reports if r.nvml_version), None),
+        gpus=tuple(gpus),
+    )
+
+
+def _twin(gpu: Gpu, candidates: tuple[Gpu, ...], *, same_count: bool) -> Gpu | None:
+    """The same physical GPU in another output: by UUID, else bus id, else position."""
+    for other in candidates:
+        if gpu.uuid and other.uuid:
+            if gpu.uuid == other.uuid:
+                return other
+        elif gpu.bus_id and other.bus_id:
+            if _bus_key(gpu.bus_id) == _bus_key(other.bus_id):
+                return other
+        elif same_count and gpu.index == other.index:
+            return other
+    return None
+
+
+def _bus_key(bus_id: str) -> str:
+    """ "00000000:03:00.0" and "0000:03:00.0" (older drivers) name the same slot."""
+    domain, _, rest = bus_id.lower().partition(":")
+    return f"{int(domain, 16)}:{rest}"
+
+
+def _fill(gpu: Gpu, twin: Gpu) -> Gpu:
+    missing = {f: getattr(twin, f) for f in _GPU_FIELDS if getattr(gpu, f) is None}
+    if gpu.name and twin.name and gpu.name.endswith("...") and twin.name.startswith(gpu.name[:-3]):
+        missing["name"] = twin.name  # the table cuts long names; -L and -q do not
+    if not gpu.mig_devices and twin.mig_devices:
+        return replace(gpu, mig_devices=twin.mig_devices, **missing)
+    return replace(gpu, **missing)
 
 
 # --- cleaning pastes -------------------------------------------------------------------------
@@ -121,7 +179,24 @@ def _clean_lines(text: str) -> list[str]:
         if _FENCE.match(line) or _PROMPT.match(line):
             continue
         lines.append(line.rstrip())
-    return lines
+    return _uncomment(lines)
+
+
+_COMMENT = re.compile(r"^\s*(%|#|//|;|--)")
+
+
+def _uncomment(lines: list[str]) -> list[str]:
+    """Output pasted as comments of a script ("% Driver Version : ...", "# GPU 0: ..."):
+    when most lines carry the same comment marker, drop it (and one space after it)."""
+    markers = [m.group(1) for m in map(_COMMENT.match, lines) if m]
+    filled = sum(1 for line in lines if line.strip())
+    if not markers:
+        return lines
+    marker = max(set(markers), key=markers.count)
+    if markers.count(marker) < max(3, 0.6 * filled):
+        return lines
+    strip = re.compile(rf"^\s*{re.escape(marker)} ?")
+    return [strip.sub("", line, count=1) for line in lines]
 
 
 # --- shared value readers --------------------------------------------------------------------
@@ -516,6 +591,7 @@ _CSV_COLUMNS = {
     "name": "name",
     "gpu_name": "name",
     "driver_version": "driver",
+    "kmd_version": "driver",
     "memory.total": "memory",
     "compute_cap": "capability",
     "uuid": "uuid",
@@ -528,22 +604,22 @@ _CSV_COLUMNS = {
 
 def _read_csv(text: str, lines: list[str]) -> SmiReport | None:
     """`--query-gpu=... --format=csv[,noheader][,nounits]` in any column order. With a header
-    the columns are known; without one each column is guessed from its values."""
-    rows = [row for row in csv.reader(_csv_lines(lines), skipinitialspace=True) if any(row)]
-    if not rows:
-        return None
-    header = [_csv_name(cell) for cell in rows[0]]
-    if all(_FIELD.fullmatch(name) for name in header) and set(header) & set(_CSV_COLUMNS):
-        columns = [_CSV_COLUMNS.get(name) for name in header]
-        rows = rows[1:]
+    the columns are known and the rows are the block below it; without one, the rows are the
+    lines of the most common width and each column is guessed from its values."""
+    rows = list(csv.reader(_csv_lines(lines), skipinitialspace=True))
+    header_at = next((i for i, row in enumerate(rows) if _is_csv_header(row)), None)
+    if header_at is not None:
+        columns = [_CSV_COLUMNS.get(_csv_name(cell)) for cell in rows[header_at]]
+        block = itertools.takewhile(lambda row: len(row) == len(columns), rows[header_at + 1 :])
+        rows = list(block)
     else:
+        rows = [row for row in rows if row]
         lengths = [len(row) for row in rows]
-        rows = [row for row in rows if len(row) == max(lengths, key=lengths.count)]
-        columns = _guess_columns(rows)
+        rows = [row for row in rows if len(row) == max(lengths, key=lengths.count, default=0)]
+        columns = _guess_columns(rows) if rows else []
         # Names and indexes alone look like any comma-separated prose: not enough to go on.
         if not set(columns) & {"uuid", "bus", "driver", "capability", "memory"}:
             return None
-    rows = [row for row in rows if len(row) == len(columns)]
     if not rows:
         return None
     records = [dict(zip(columns, (cell.strip() for cell in row))) for row in rows]
@@ -555,11 +631,29 @@ def _read_csv(text: str, lines: list[str]) -> SmiReport | None:
     )
 
 
+_NAME = re.compile(r"[A-Za-z]{2,}.* |.* [A-Za-z]{2,}")
 _FIELD = re.compile(r"[a-z][a-z0-9_.]*")  # a --query-gpu field name: "memory.total"
 
 
 def _csv_lines(lines: list[str]) -> list[str]:
-    return [line for line in lines if line.strip() and "|" not in line]
+    """Lines as the csv module should see them: table rows, the query's own command line and
+    overlong lines become blank (a block boundary); NUL goes (Python < 3.11 rejects it)."""
+    return [
+        ""
+        if "|" in line or "--query-gpu" in line or len(line) >= _CSV_LINE_LIMIT
+        else line.replace("\0", "")
+        for line in lines
+    ]
+
+
+#: A header naming every --query-gpu field is about 6,000 characters; the csv module's own
+#: field limit is 131,072.
+_CSV_LINE_LIMIT = 20_000
+
+
+def _is_csv_header(row: list[str]) -> bool:
+    names = [_csv_name(cell) for cell in row]
+    return all(_FIELD.fullmatch(name) for name in names) and bool(set(names) & set(_CSV_COLUMNS))
 
 
 def _csv_name(cell: str) -> str:
@@ -584,19 +678,18 @@ def _csv_gpu(position: int, record: dict[str | None, str]) -> Gpu:
 def _guess_columns(rows: list[list[str]]) -> list[str | None]:
     """Name the columns of a header-less CSV from what every row holds there. Only values with
     a shape of their own are named: UUIDs, bus ids, driver versions (NNN.NN), capabilities
-    (X.Y), a single "MiB" column (taken as total memory — with nounits, or several memory
-    columns, memory cannot be told apart and stays unknown), a 0..n-1 index, and one text
-    column as the name. Everything else stays unknown."""
-    columns: list[str | None] = []
-    for col in range(len(rows[0])):
-        values = [row[col].strip() for row in rows]
-        columns.append(_guess_column(values, col))
-    if columns.count("memory") > 1:
-        columns = [None if c == "memory" else c for c in columns]
-    if columns.count("name") > 1:
-        first = columns.index("name")
-        columns = [None if c == "name" and i != first else c for i, c in enumerate(columns)]
-    return columns
+    (X.Y), "N MiB" (total memory), a 0..n-1 index, and the first text column as the name.
+    A shape found in two columns names neither: power limits ("250.00") look like driver
+    versions, and memory used, free and total look alike. Bare numbers (nounits) stay
+    unknown for the same reason."""
+    columns = [
+        _guess_column([row[col].strip() for row in rows], col) for col in range(len(rows[0]))
+    ]
+    first_name = columns.index("name") if "name" in columns else -1
+    return [
+        c if c is None or columns.count(c) == 1 or i == first_name else None
+        for i, c in enumerate(columns)
+    ]
 
 
 def _guess_column(values: list[str], col: int) -> str | None:
@@ -616,9 +709,19 @@ def _guess_column(values: list[str], col: int) -> str | None:
             return name
     if col == 0 and [_int(v) for v in values] == list(range(len(values))):
         return "index"
-    if all(re.search(r"[A-Za-z]", v) for v in known):
+    if all(_NAME.search(v) for v in known):  # "Tesla K80", not "P2" or a VBIOS "90.04.23.00.5F"
         return "name"
     return None
+
+
+_READERS: tuple[Callable[[str, list[str]], SmiReport | None], ...] = (
+    _read_xml,
+    _read_version,
+    _read_query_log,
+    _read_table,
+    _read_list,
+    _read_csv,
+)
 
 
 # --- failures --------------------------------------------------------------------------------
@@ -663,6 +766,13 @@ _FAILURES: tuple[tuple[str, str, str, str], ...] = (
         "the NVIDIA driver is loaded but sees no usable GPU",
         "Check that the GPU is visible here (lspci; in a container --gpus all or "
         "NVIDIA_VISIBLE_DEVICES) and supported by this driver; a lost GPU needs a reset/reboot.",
+    ),
+    (
+        "unparseable",
+        r"Field \"[\w.]+\" is not a valid field to query",
+        "this nvidia-smi does not know a field of the query; older drivers lack newer "
+        "fields such as compute_cap",
+        "Query without that field, or paste the plain `nvidia-smi` table instead.",
     ),
     (
         "not_found",
@@ -714,6 +824,6 @@ _TABLE_CUT = "the nvidia-smi table ends before its first GPU row (output cut off
 _XML_ENTITY = "the XML declares entities; refusing to expand them"
 _XML_BROKEN = "the nvidia-smi XML output is malformed or cut off ({exc})"
 _UNPARSEABLE_HINT = (
-    "Paste the complete, unedited output of `nvidia-smi` (or `nvidia-smi -q`), or pass "
-    "--driver-version / ENVSETUP_CUDA_DRIVER_VERSION instead."
+    "Paste the complete, unedited output of `nvidia-smi` (or `nvidia-smi -q`), or set "
+    "ENVSETUP_CUDA_DRIVER_VERSION to the driver version."
 )
