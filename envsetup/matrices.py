@@ -77,8 +77,23 @@ def _arch_key(compute_capability: str) -> tuple[int, int]:
     return int(major), int(minor or 0)
 
 
+class _DriverMinimums:
+    """A row holding a Linux and a Windows minimum driver, either possibly unknown."""
+
+    linux: str | None
+    windows: str | None
+    unconfirmed: tuple[str, ...]
+
+    @property
+    def confirmed(self) -> bool:
+        return not self.unconfirmed
+
+    def driver(self, os: str) -> str | None:
+        return self.linux if _os_of(os) == "linux" else self.windows
+
+
 @dataclass(frozen=True)
-class Toolkit:
+class Toolkit(_DriverMinimums):
     """One row of NVIDIA's "toolkit and corresponding driver" table."""
 
     cuda: str  # "12.2"
@@ -91,16 +106,9 @@ class Toolkit:
     unconfirmed: tuple[str, ...] = ()
     notes: str = ""
 
-    @property
-    def confirmed(self) -> bool:
-        return not self.unconfirmed
-
-    def driver(self, os: str) -> str | None:
-        return self.linux if _os_of(os) == "linux" else self.windows
-
 
 @dataclass(frozen=True)
-class MinorCompat:
+class MinorCompat(_DriverMinimums):
     """The lowest driver that runs every toolkit of one CUDA major (minor-version compatibility)."""
 
     cuda_major: int
@@ -109,13 +117,6 @@ class MinorCompat:
     source: str
     unconfirmed: tuple[str, ...] = ()
     notes: str = ""
-
-    @property
-    def confirmed(self) -> bool:
-        return not self.unconfirmed
-
-    def driver(self, os: str) -> str | None:
-        return self.linux if _os_of(os) == "linux" else self.windows
 
 
 @dataclass(frozen=True)
@@ -364,29 +365,29 @@ def _rows(document: Mapping[str, Any], key: str, filename: str) -> list[_Row]:
     return [_Row(item, f"{filename} [[{key}]] #{n + 1}") for n, item in enumerate(items)]
 
 
+def _minimums(row: _Row) -> dict[str, Any]:
+    """The fields every driver-minimum row shares (see `_DriverMinimums`)."""
+    return {
+        "linux": row.opt_text("linux"),
+        "windows": row.opt_text("windows"),
+        "source": row.text("source"),
+        "unconfirmed": row.texts("unconfirmed"),
+        "notes": row.text("notes", ""),
+    }
+
+
 def _toolkit(row: _Row) -> Toolkit:
     return Toolkit(
         cuda=row.text("cuda"),
         update=row.integer("update"),
         release=row.text("release"),
-        linux=row.opt_text("linux"),
-        windows=row.opt_text("windows"),
-        source=row.text("source"),
         branch=row.opt_text("branch"),
-        unconfirmed=row.texts("unconfirmed"),
-        notes=row.text("notes", ""),
+        **_minimums(row),
     )
 
 
 def _minor_compat(row: _Row) -> MinorCompat:
-    return MinorCompat(
-        cuda_major=row.integer("cuda_major"),
-        linux=row.opt_text("linux"),
-        windows=row.opt_text("windows"),
-        source=row.text("source"),
-        unconfirmed=row.texts("unconfirmed"),
-        notes=row.text("notes", ""),
-    )
+    return MinorCompat(cuda_major=row.integer("cuda_major"), **_minimums(row))
 
 
 #: Written in place of a companion version when none pairs with the release.
