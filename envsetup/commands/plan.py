@@ -7,6 +7,7 @@ import argparse
 import json
 import os
 import re
+from dataclasses import replace
 from pathlib import Path
 
 from envsetup.errors import UsageError
@@ -81,8 +82,8 @@ def _machine(args: argparse.Namespace) -> tuple[Machine, dict[str, str] | None]:
 
         machine = detect()
         if python is not None:
-            machine = _with_python(machine, python)
-        if installed is None:
+            machine = replace(machine, platform=replace(machine.platform, python=python))
+        elif installed is None:  # the target is this interpreter's environment
             from envsetup.installed import installed_versions
 
             installed = installed_versions()
@@ -104,12 +105,6 @@ def _target_python(value: str | None) -> tuple[str | None, dict[str, str] | None
     return interpreter_facts(value)
 
 
-def _with_python(machine: Machine, python: str) -> Machine:
-    from dataclasses import replace
-
-    return replace(machine, platform=replace(machine.platform, python=python))
-
-
 def _described(args: argparse.Namespace, python: str | None) -> Machine:
     """A machine built from flags, for planning a machine other than this one."""
     from envsetup.probe.host import python_tag
@@ -123,7 +118,7 @@ def _described(args: argparse.Namespace, python: str | None) -> Machine:
 
         platform = current_platform()
         if python is not None:
-            platform = Platform(platform.os, platform.arch, python, platform.libc, platform.wsl)
+            platform = replace(platform, python=python)
     if args.gpu == "none":
         flags = _MACHINE_FLAGS[:4]
         given = [f"--{name.replace('_', '-')}" for name in flags if getattr(args, name)]
@@ -147,8 +142,6 @@ def _described(args: argparse.Namespace, python: str | None) -> Machine:
             f"invalid machine flag value {str(error)!r}",
             hint="expected --driver 535.104.05, --cuda 12.2, --compute-cap 8.6[,9.0]",
         ) from None
-    from dataclasses import replace
-
     return replace(machine, driver_version=driver, cuda_version=cuda, gpus=gpus)
 
 
