@@ -18,6 +18,7 @@ import hashlib
 import html
 import http.server
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -169,13 +170,22 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def _link_or_copy(source: Path, target: Path) -> None:
+    """Real wheels are hundreds of MB: link them into the mirror where the filesystem allows."""
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copyfile(source, target)
+
+
 def write_index(root: Path, wheels_by_variant: Mapping[str, Sequence[Path]]) -> FakeIndex:
     """Lay out wheels like download.pytorch.org/whl/<variant>/<project>/ with PEP 503 pages."""
     index = FakeIndex(root)
     for variant, wheels in wheels_by_variant.items():
         projects: dict[str, list[Path]] = {}
         for wheel in wheels:
-            projects.setdefault(wheel.name.split("-")[0].lower(), []).append(wheel)
+            project = re.sub(r"[-_.]+", "-", wheel.name.split("-")[0]).lower()  # PEP 503
+            projects.setdefault(project, []).append(wheel)
         for project, files in projects.items():
             directory = root / variant / project
             directory.mkdir(parents=True, exist_ok=True)
@@ -183,7 +193,7 @@ def write_index(root: Path, wheels_by_variant: Mapping[str, Sequence[Path]]) -> 
             for wheel in sorted(files):
                 target = directory / wheel.name
                 if not target.exists():
-                    shutil.copyfile(wheel, target)
+                    _link_or_copy(wheel, target)
                 links.append((f"{quote(wheel.name)}#sha256={_sha256(target)}", wheel.name))
             (directory / "index.html").write_text(_page(f"Links for {project}", links))
             index.wheels[f"{variant}/{project}"] = [directory / w.name for w in sorted(files)]
