@@ -42,15 +42,9 @@ class _Run:
 
     def machine(self) -> Machine:
         if self._machine is None:
-            try:  # TEMPORARY until envsetup.detect lands
-                from envsetup.detect import detect
-            except ImportError:
-                from envsetup.machine import Machine
-                from envsetup.probe import current_platform
+            from envsetup.detect import detect
 
-                self._machine = Machine(platform=current_platform())
-            else:
-                self._machine = detect(environ=os.environ)
+            self._machine = detect(environ=os.environ)
         return self._machine
 
     def view(self) -> accelerator.TorchView:
