@@ -112,7 +112,10 @@ class _Nvidia:
             self._nvml()
             if self.cuda is None and self.driver is not None:
                 self._libcuda()
-        if not self.gpus or self.driver is None or self._missing_capability():
+        # nvidia-smi sits on NVML: once NVML has said why the driver cannot answer, it would
+        # only say it again, slower.
+        missing = not self.gpus or self.driver is None or self._missing_capability()
+        if missing and not self.findings.problems:
             self._nvidia_smi(module_loaded)
         if self.cuda is None and self.driver is not None:
             self.cuda = derive_cuda(self.driver, self.platform.os, self.findings)
@@ -447,3 +450,21 @@ def read_nvidia_smi_output(path: str) -> str:
             f"cannot read the nvidia-smi output {path!r}: {error.strerror or error}",
             hint="pass a file saved from `nvidia-smi > smi.txt`, or `-` to read standard input",
         ) from None
+
+
+def machine_from_saved_output(path: str, *, platform: Platform | None = None) -> Machine:
+    """The machine a saved `nvidia-smi` output file describes ("-" = stdin).
+
+    A text that establishes nothing (no driver, no GPU, no classified failure such as "no
+    driver loaded") is not an output at all: a usage error, in one line, not an empty machine.
+    """
+    from envsetup.errors import UsageError
+
+    machine = machine_from_nvidia_smi(read_nvidia_smi_output(path), platform=platform)
+    unread = [error for error in machine.errors if error.kind == "unparseable"]
+    if unread and machine.driver_version is None and len(unread) == len(machine.errors):
+        raise UsageError(
+            f"--nvidia-smi-output {path!r}: {unread[0].message}; expected the complete output "
+            "of `nvidia-smi`, `nvidia-smi -q` or `nvidia-smi --query-gpu=... --format=csv`"
+        )
+    return machine

@@ -1,6 +1,6 @@
 /* A stand-in for libnvidia-ml.so.1 (and libcuda's cuDriverGetVersion), built by tests/fakes.py
  * with -D values, so envsetup's ctypes code runs for real on a machine without a driver.
- * Only the entry points envsetup calls exist; nvmlDeviceGetMigMode says "not supported". */
+ * Only the entry points envsetup calls exist. With -DMIG=1 every GPU has two MIG instances. */
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -19,7 +19,9 @@ static const char *names[] = {GPU_NAMES};
 static const int majors[] = {CC_MAJORS};
 static const int minors[] = {CC_MINORS};
 
+/* GPU handles are 1..COUNT; MIG instance handles are 100 + slot (two instances of 40 GiB). */
 static int ix(void *handle) { return (int)(uintptr_t)handle - 1; }
+static int is_mig(void *handle) { return (uintptr_t)handle >= 100; }
 
 int nvmlInit_v2(void) { return INIT_RC; }
 int nvmlShutdown(void) { return 0; }
@@ -52,18 +54,25 @@ int nvmlDeviceGetHandleByIndex_v2(unsigned index, void **handle) {
 }
 
 int nvmlDeviceGetName(void *handle, char *out, unsigned size) {
+    if (is_mig(handle)) {
+        snprintf(out, size, "%s MIG 3g.40gb", names[0]);
+        return 0;
+    }
     snprintf(out, size, "%s", names[ix(handle)]);
     return 0;
 }
 
 int nvmlDeviceGetUUID(void *handle, char *out, unsigned size) {
-    snprintf(out, size, "GPU-00000000-0000-0000-0000-%012d", ix(handle));
+    if (is_mig(handle))
+        snprintf(out, size, "MIG-00000000-0000-0000-0000-%012d", ix(handle) - 99);
+    else
+        snprintf(out, size, "GPU-00000000-0000-0000-0000-%012d", ix(handle));
     return 0;
 }
 
 int nvmlDeviceGetMemoryInfo(void *handle, mem_t *memory) {
-    memory->total = MEMORY;
-    memory->free = MEMORY;
+    memory->total = is_mig(handle) ? 40ULL << 30 : MEMORY;
+    memory->free = memory->total;
     memory->used = 0;
     return 0;
 }
@@ -81,7 +90,22 @@ int nvmlDeviceGetPciInfo_v3(void *handle, pci_t *pci) {
     return 0;
 }
 
-int nvmlDeviceGetMigMode(void *handle, unsigned *current, unsigned *pending) { return 3; }
+int nvmlDeviceGetMigMode(void *handle, unsigned *current, unsigned *pending) {
+    if (!MIG) return 3; /* NVML_ERROR_NOT_SUPPORTED: a GPU without MIG */
+    *current = *pending = 1;
+    return 0;
+}
+
+int nvmlDeviceGetMaxMigDeviceCount(void *handle, unsigned *count) {
+    *count = 7;
+    return 0;
+}
+
+int nvmlDeviceGetMigDeviceHandleByIndex(void *handle, unsigned slot, void **mig) {
+    if (slot >= 2) return 6; /* NVML_ERROR_NOT_FOUND: an empty slot */
+    *mig = (void *)(uintptr_t)(100 + slot);
+    return 0;
+}
 
 int cuDriverGetVersion(int *version) {
     *version = CUDA;

@@ -170,6 +170,7 @@ def build_fake_nvml(
     gpus: tuple[tuple[str, str], ...] = (("NVIDIA H100 80GB HBM3", "9.0"),),
     memory_bytes: int = 85520809984,
     init_rc: int = 0,
+    mig: bool = False,
 ) -> Path:
     """Compile a stand-in libnvidia-ml.so.1 (also answering cuDriverGetVersion) at `target`.
     Callers skip when `compiler()` is None."""
@@ -181,6 +182,7 @@ def build_fake_nvml(
         "CC_MAJORS": ",".join(cap.split(".")[0] for _, cap in gpus) or "0",
         "CC_MINORS": ",".join(cap.split(".")[1] for _, cap in gpus) or "0",
         "INIT_RC": str(init_rc),
+        "MIG": str(int(mig)),
         "DRIVER": f'"{driver}"',
         "CUDA": str(cuda),
         "COUNT": f"{len(gpus)}u",

@@ -85,6 +85,19 @@ def test_nvml_answers_everything_so_nvidia_smi_never_runs(tmp_path: Path) -> Non
     assert any(source.startswith("NVML ") for source in _sources(machine))
 
 
+@pytest.mark.skipif(fakes.compiler() is None, reason="needs a C compiler")
+def test_nvml_driver_mismatch_is_reported_once_and_nvidia_smi_is_spared(tmp_path: Path) -> None:
+    fakes.nvidia_driver(tmp_path)
+    fakes.build_fake_nvml(tmp_path / "usr/lib64/libnvidia-ml.so.1", init_rc=18)
+    log = tmp_path / "calls.log"
+    fakes.fake_tool(tmp_path / "bin", "nvidia-smi", outputs=fakes.smi_outputs(), log=log)
+    machine = detect(root=tmp_path, environ=fakes.environ_with_path(tmp_path / "bin"))
+    assert [problem.kind for problem in machine.errors] == ["version_mismatch"]
+    assert "reboot" in (machine.errors[0].hint or "")
+    assert not log.exists()
+    assert machine.driver_version == "580.159.04"  # the kernel module still says which
+
+
 def test_hung_nvidia_smi_is_a_timeout_within_the_limit(tmp_path: Path) -> None:
     fakes.nvidia_driver(tmp_path)
     fakes.fake_tool(tmp_path / "bin", "nvidia-smi", hang=True)

@@ -355,3 +355,16 @@ def test_nvml_init_failure_through_ctypes(tmp_path: Path) -> None:
         18,
         "RM has detected an NVML/RM version mismatch.",
     )
+
+
+@needs_cc
+def test_mig_instances_through_ctypes(tmp_path: Path) -> None:
+    library = fakes.build_fake_nvml(tmp_path / "libnvidia-ml.so.1", mig=True)
+    report = nvml.query_nvml([str(library)])
+    assert report is not None
+    _, _, (gpu,), _ = nvml.interpret(report)
+    assert gpu.mig_enabled is True
+    assert [(m.name, m.uuid, m.memory_mib) for m in gpu.mig_devices] == [
+        ("NVIDIA H100 80GB HBM3 MIG 3g.40gb", "MIG-00000000-0000-0000-0000-000000000000", 40960),
+        ("NVIDIA H100 80GB HBM3 MIG 3g.40gb", "MIG-00000000-0000-0000-0000-000000000001", 40960),
+    ]
