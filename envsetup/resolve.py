@@ -149,8 +149,8 @@ def _sm(capability: str) -> str:
 
 def visible_gpus(machine: Machine) -> tuple[tuple[Gpu, ...], tuple[str, ...]]:
     """The GPUs CUDA_VISIBLE_DEVICES leaves visible (indexes, GPU-/MIG- UUIDs), plus notes."""
-    if machine.visible_gpus is None:
-        return machine.gpus, ()
+    if machine.visible_gpus is None or not machine.nvidia_gpus:
+        return machine.gpus, ()  # nothing enumerated: visibility cannot narrow anything
     chosen: list[Gpu] = []
     notes: list[str] = []
     for entry in machine.visible_gpus:
@@ -331,8 +331,10 @@ def _auto_target(machine: Machine, gpus: tuple[Gpu, ...], os_name: str, reasons:
     if os_name == "macos":
         reasons.append("macOS: the PyPI wheels are the only builds and include Apple MPS")
         return "cpu"
-    if nvidia or (machine.driver_version and not gpus and machine.visible_gpus is None):
+    if nvidia:
         return "cuda"
+    if machine.driver_version and not machine.gpus and machine.visible_gpus != ():
+        return "cuda"  # a driver but no GPU list (e.g. only /proc was readable)
     if amd:
         if os_name != "linux":
             reasons.append("AMD GPU on Windows: PyTorch publishes ROCm wheels only for Linux")
