@@ -438,7 +438,9 @@ class _QGpu:
 
     def take(self, key: str, value: str, path: list[str]) -> None:
         section = path[-1] if path else ""
-        if "mig devices" in path:
+        # Drivers before 590 nest "MIG Device" sections under "MIG Devices"; 590+ put them
+        # straight under the GPU, with "Shared FB Memory Usage".
+        if "mig devices" in path or "mig device" in path:
             if key == "index" or not self.migs:
                 self.migs.append({})
             self.migs[-1].setdefault(f"{section}/{key}", value)
@@ -454,7 +456,9 @@ class _QGpu:
                 index=_int(mig.get("index")),
                 gpu_instance=_int(mig.get("gpu instance id")),
                 compute_instance=_int(mig.get("compute instance id")),
-                memory_mib=_mib(mig.get("fb memory usage/total")),
+                memory_mib=_mib(
+                    mig.get("fb memory usage/total") or mig.get("shared fb memory usage/total")
+                ),
             )
             for mig in self.migs
         )
