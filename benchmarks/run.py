@@ -15,7 +15,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -45,13 +45,20 @@ class Report:
 
     def command(self, label: str, argv: Sequence[str], runs: int | None = None) -> float:
         """Median wall time in ms of the whole process `argv` (output discarded)."""
+        return self.call(label, lambda: _spawn(argv), runs)
 
-        def once() -> None:
-            subprocess.run(
-                argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV, check=False
-            )
-
-        return self.call(label, once, runs)
+    def race(self, commands: Mapping[str, Sequence[str]], runs: int | None = None) -> list[float]:
+        """Median ms of each command, sampled round-robin: on a shared machine the load drifts,
+        and interleaving puts the same drift into every row, so their ratios stay honest."""
+        samples: dict[str, list[float]] = {label: [] for label in commands}
+        for argv in commands.values():
+            _spawn(argv)
+        for _ in range(runs or self.runs):
+            for label, argv in commands.items():
+                started = time.perf_counter()
+                _spawn(argv)
+                samples[label].append((time.perf_counter() - started) * 1000)
+        return [self._row(label, samples[label]) for label in commands]
 
     def call(self, label: str, function: Callable[[], object], runs: int | None = None) -> float:
         """Median wall time in ms of `function()`."""
@@ -66,6 +73,10 @@ class Report:
     def ratio(self, label: str, value: float, base: float, target: str | None = None) -> None:
         shown = f"{label:<58} {value / base:>10.2f}x"
         print(shown + (f"   (target {target})" if target else ""))
+
+
+def _spawn(argv: Sequence[str]) -> None:
+    subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV, check=False)
 
 
 def areas() -> dict[str, Path]:
