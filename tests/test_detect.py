@@ -321,3 +321,13 @@ def test_detect_process_unreadable_file_one_line(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert result.stderr.startswith("envsetup: error: cannot read the nvidia-smi output")
     assert "Traceback" not in result.stderr
+
+
+def test_cli_malformed_override_is_exit_2(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("ENVSETUP_COMPUTE_CAP", "ampere")
+    assert cli.main(["detect"]) == 2
+    err = capsys.readouterr().err
+    assert "ENVSETUP_COMPUTE_CAP='ampere' is not compute capabilities such as 8.6" in err
+    assert "hint: fix or unset ENVSETUP_COMPUTE_CAP" in err
