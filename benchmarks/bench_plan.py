@@ -39,12 +39,14 @@ def run(report: Any) -> None:
     cells = []
     for release in matrices.releases:
         for platform, variants in release.variants.items():
-            pythons = release.pythons(platform)
-            if not pythons:
-                continue
             os_name, _, arch = platform.partition("-")
-            machine = Machine(platform=Platform(os_name, arch, pythons[-1]))
-            cells += [(machine, Request(torch=release.torch, backend=v)) for v in variants]
+            for variant in variants:
+                pythons = [
+                    p for p in release.pythons(platform) if release.has_wheel(p, platform, variant)
+                ]
+                if pythons:
+                    machine = Machine(platform=Platform(os_name, arch, pythons[-1]))
+                    cells.append((machine, Request(torch=release.torch, backend=variant)))
     report.section(f"resolver, in-process ({len(cells)} matrix cells)")
 
     def every_cell() -> None:

@@ -475,7 +475,14 @@ def _choose_variant(context: _Context, release: Release) -> tuple[_Choice | None
         names = ", ".join(v.name for v in offered) or "none"
         wanted = context.forced.name if context.forced else context.target
         return None, (f"torch {version} has no {wanted} build for {context.platform} ({names})",)
-    rejected: list[str] = []
+    rejected = [
+        f"{variant} has no wheel for Python {context.python}"
+        for variant in candidates
+        if not release.has_wheel(context.python, context.platform, variant.name)
+    ]
+    candidates = [
+        v for v in candidates if release.has_wheel(context.python, context.platform, v.name)
+    ]
     passing: list[tuple[Variant, tuple[str, ...]]] = []
     for variant in candidates:
         verdict = _driver_verdict(context, variant) if variant.kind == "cuda" else None
@@ -614,7 +621,7 @@ def _stable_plan(
         )
     raise NoCompatibleBuild(
         _failure_message(context, spec, skipped),
-        hint=_suggest(context, spec, companions),
+        hint=_suggest(context, spec, companions, skipped),
     )
 
 
@@ -690,7 +697,9 @@ def _failure_message(context: _Context, spec: SpecifierSet, skipped: list[str]) 
     return f"no {what} build fits this machine ({machine}):\n  " + "\n  ".join(shown)
 
 
-def _suggest(context: _Context, spec: SpecifierSet, companions: dict[str, SpecifierSet]) -> str:
+def _suggest(
+    context: _Context, spec: SpecifierSet, companions: dict[str, SpecifierSet], skipped: list[str]
+) -> str:
     """What would work instead: an older torch, a driver upgrade, CPU, fewer companions."""
     ideas: list[str] = []
     if str(spec):
@@ -703,8 +712,9 @@ def _suggest(context: _Context, spec: SpecifierSet, companions: dict[str, Specif
     upgrade = _driver_upgrade(context, spec)
     if upgrade:
         ideas.append(upgrade)
-    if companions:
-        ideas.append("drop --with " + ",".join(companions) + " to free the torch version")
+    blocking = [name for name in companions if any(name in line for line in skipped)]
+    if blocking:
+        ideas.append("drop --with " + ",".join(blocking) + " to free the torch version")
     if context.target != "cpu":
         ideas.append("--backend cpu installs the CPU build")
     return "; ".join(ideas) or "run `envsetup matrix` to see what exists"

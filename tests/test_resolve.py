@@ -156,8 +156,10 @@ def _cells() -> list[tuple[str, str, str, str]]:
     cells = []
     for release in MATRICES.releases:
         for platform, variants in release.variants.items():
-            pythons = release.pythons(platform)
             for variant in variants:
+                pythons = [
+                    p for p in release.pythons(platform) if release.has_wheel(p, platform, variant)
+                ]
                 if pythons:
                     cells.append((str(release.version), platform, variant, pythons[-1]))
     return cells
