@@ -23,7 +23,12 @@ from envsetup.probe.overrides import Override, read_overrides
 if TYPE_CHECKING:
     from envsetup.nvidia_smi import SmiReport
 
-__all__ = ["detect", "machine_from_nvidia_smi", "read_nvidia_smi_output"]
+__all__ = [
+    "detect",
+    "machine_from_nvidia_smi",
+    "machine_from_saved_output",
+    "read_nvidia_smi_output",
+]
 
 
 def detect(
@@ -413,9 +418,12 @@ def machine_from_nvidia_smi(text: str, *, platform: Platform | None = None) -> M
     Failures in the text (no driver, mismatch...) become `errors`; the parser never raises."""
     from envsetup.nvidia_smi import parse
 
+    return _machine_from_report(parse(text), platform)
+
+
+def _machine_from_report(report: SmiReport, platform: Platform | None) -> Machine:
     findings = Findings()
     started = now()
-    report = parse(text)
     source = f"nvidia-smi output ({report.format})"
     findings.record("driver_version", report.driver_version, source, started)
     findings.record("cuda_version", report.cuda_version, source, started)
@@ -455,16 +463,17 @@ def read_nvidia_smi_output(path: str) -> str:
 def machine_from_saved_output(path: str, *, platform: Platform | None = None) -> Machine:
     """The machine a saved `nvidia-smi` output file describes ("-" = stdin).
 
-    A text that establishes nothing (no driver, no GPU, no classified failure such as "no
-    driver loaded") is not an output at all: a usage error, in one line, not an empty machine.
+    A text in which nothing is recognised (no driver, no GPU, not one of nvidia-smi's own
+    failure messages) is not an output at all: a usage error in one line, not an empty machine.
     """
     from envsetup.errors import UsageError
+    from envsetup.nvidia_smi import parse
 
-    machine = machine_from_nvidia_smi(read_nvidia_smi_output(path), platform=platform)
-    unread = [error for error in machine.errors if error.kind == "unparseable"]
-    if unread and machine.driver_version is None and len(unread) == len(machine.errors):
+    report = parse(read_nvidia_smi_output(path))
+    if report.format != "error" and report.driver_version is None and not report.gpus:
+        what = report.problems[0].message if report.problems else "nothing recognised"
         raise UsageError(
-            f"--nvidia-smi-output {path!r}: {unread[0].message}; expected the complete output "
-            "of `nvidia-smi`, `nvidia-smi -q` or `nvidia-smi --query-gpu=... --format=csv`"
+            f"--nvidia-smi-output {path!r}: {what}; expected the complete output of "
+            "`nvidia-smi`, `nvidia-smi -q` or `nvidia-smi --query-gpu=... --format=csv`"
         )
-    return machine
+    return _machine_from_report(report, platform)

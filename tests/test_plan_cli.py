@@ -109,7 +109,7 @@ def test_index_url_base_from_environment(
         (["--gpu", "none", "--driver", "535.104.05"], "--gpu none contradicts --driver"),
         (["--driver", "five hundred"], "invalid machine flag value"),
         (["--compute-cap", "eight"], "invalid machine flag value"),
-        (["--nvidia-smi-output", "/nonexistent/smi.txt"], "cannot read it"),
+        (["--nvidia-smi-output", "/nonexistent/smi.txt"], "cannot read the nvidia-smi output"),
         (["--python", "three"], "neither a version like 3.11"),
         (["--gpu", "none", "--index-url-base", "http://mirror.example/whl"], "--allow-insecure"),
     ],

@@ -42,9 +42,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     if args.nvidia_smi_output is not None:
-        from envsetup.detect import machine_from_nvidia_smi, read_nvidia_smi_output
+        from envsetup.detect import machine_from_saved_output
 
-        machine = machine_from_nvidia_smi(read_nvidia_smi_output(args.nvidia_smi_output))
+        machine = machine_from_saved_output(args.nvidia_smi_output)
     else:
         from envsetup.detect import detect
 

@@ -146,12 +146,6 @@ def _described(args: argparse.Namespace, python: str | None) -> Machine:
 
 
 def _from_smi(path: str, platform: Platform) -> Machine:
-    try:
-        text = Path(path).read_text(encoding="utf-8", errors="replace")
-    except OSError as error:
-        raise UsageError(
-            f"--nvidia-smi-output {path!r}: cannot read it ({error.strerror})"
-        ) from None
-    from envsetup.detect import machine_from_nvidia_smi
+    from envsetup.detect import machine_from_saved_output
 
-    return machine_from_nvidia_smi(text, platform=platform)
+    return machine_from_saved_output(path, platform=platform)
