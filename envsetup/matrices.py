@@ -133,6 +133,7 @@ class Release:
     sources: tuple[str, ...]
     python_unconfirmed: tuple[str, ...] = ()  # Pythons a source names but no wheel list confirms
     python_platforms: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    python_variants: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     confirmed: bool = True
     unconfirmed: tuple[str, ...] = ()  # field names no source confirms
     notes: str = ""
@@ -152,10 +153,17 @@ class Release:
         )
 
     def has_wheel(self, python: str, platform: str, variant: str | None = None) -> bool:
-        """Whether a wheel exists for this Python and platform (and variant, when given)."""
+        """Whether a wheel exists for this Python and platform (and variant, when given).
+
+        `python_variants` narrows a Python to some variants (2.6 built 3.13 for no ROCm variant).
+        """
         if python not in self.pythons(platform):
             return False
-        return variant is None or variant in self.variants.get(platform, ())
+        if variant is None:
+            return True
+        if variant not in self.variants.get(platform, ()):
+            return False
+        return python not in self.python_variants or variant in self.python_variants[python]
 
 
 @dataclass(frozen=True)
@@ -408,6 +416,7 @@ def _release(row: _Row) -> Release:
         sources=row.texts("sources", None),
         python_unconfirmed=row.texts("python_unconfirmed"),
         python_platforms=row.text_lists("python_platforms"),
+        python_variants=row.text_lists("python_variants"),
         confirmed=row.flag("confirmed", True),
         unconfirmed=row.texts("unconfirmed"),
         notes=row.text("notes", ""),

@@ -37,7 +37,7 @@ NEW = [
     "torch-2.14.1+cpu-cp312-cp312-win_amd64.whl",
     "torch-2.14.1-cp312-none-macosx_11_0_arm64.whl",
     "torch-2.13.0+cu134-cp312-cp312-manylinux_2_28_x86_64.whl",
-    "torch-2.13.0+cu130-cp314-cp314t-win_amd64.whl",
+    "torch-2.13.0+cu130-cp315-cp315-win_amd64.whl",
 ]
 IGNORED = [
     "torch-2.16.0.dev20261101+cu132-cp312-cp312-manylinux_2_28_x86_64.whl",  # nightly
@@ -206,16 +206,17 @@ def test_new_release_variant_and_python_are_reported(data: matrices.Matrices) ->
     assert new.all_pythons() == {"3.12", "3.14t"}
     assert new.variants == {"linux-x86_64": {"cu130"}, "windows-amd64": {"cpu"}}
     assert findings.variants == (("2.13.0", "linux-x86_64", "cu134"),)
-    # 3.14t is known for 2.13.0 on Linux x86_64 only; a Windows wheel is news.
-    assert findings.pythons == (("2.13.0", "windows-amd64", "3.14t"),)
+    # 3.15 is only `python_unconfirmed` for 2.13.0: a real wheel is news.
+    assert findings.pythons == (("2.13.0", "windows-amd64", "3.15"),)
     assert findings
 
 
-def test_unconfirmed_python_confirmed_upstream_is_reported(data: matrices.Matrices) -> None:
-    """3.15 is only `python_unconfirmed` for 2.13.0: a real cp315 wheel must be surfaced."""
-    name = "torch-2.13.0+cu130-cp315-cp315-manylinux_2_28_x86_64.whl"
+def test_python_outside_its_known_platforms_is_reported(data: matrices.Matrices) -> None:
+    """2.7's 3.13t is known for Linux x86_64 only: a Windows cp313t wheel is news."""
+    name = "torch-2.7.0+cu126-cp313-cp313t-win_amd64.whl"
     findings = missing_from(data, summarize(wheels(html([name]))))
-    assert findings.pythons == (("2.13.0", "linux-x86_64", "3.15"),)
+    assert findings.pythons == (("2.7.0", "windows-amd64", "3.13t"),)
+    assert not findings.variants and not findings.releases
 
 
 # --- reading --------------------------------------------------------------------------------------

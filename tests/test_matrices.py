@@ -126,7 +126,7 @@ def test_release_2_5_1(data: Matrices) -> None:
     assert release.pypi_default["windows-amd64"] == "cpu"
     assert "cu121" in release.variants["linux-x86_64"]
     assert "xpu" in release.variants["windows-amd64"]
-    assert release.confirmed and not release.unconfirmed
+    assert release.confirmed and release.unconfirmed == ("python_variants",)
 
 
 def test_python_exceptions_per_platform(data: Matrices) -> None:
@@ -141,6 +141,23 @@ def test_python_exceptions_per_platform(data: Matrices) -> None:
     assert old is not None
     assert "3.7" not in old.pythons("macos-arm64")
     assert "3.7" in old.pythons("macos-x86_64")
+
+
+def test_python_exceptions_per_variant(data: Matrices) -> None:
+    """2.6 built 3.13 for no ROCm variant and 3.13t only for Linux x86_64 CPU/CUDA."""
+    release = data.release("2.6.0")
+    assert release is not None
+    assert release.has_wheel("3.13", "linux-x86_64", "cu126")
+    assert not release.has_wheel("3.13", "linux-x86_64", "rocm6.2.4")
+    assert release.has_wheel("3.12", "linux-x86_64", "rocm6.2.4")
+    assert release.has_wheel("3.13t", "linux-x86_64", "cu124")
+    assert not release.has_wheel("3.13t", "linux-x86_64", "xpu")
+    assert not release.has_wheel("3.13t", "windows-amd64", "cu124")
+    assert not release.has_wheel("3.12", "linux-x86_64", "cu121")  # not published for 2.6
+    later = data.release("2.10.0")
+    assert later is not None
+    assert later.has_wheel("3.14t", "windows-amd64", "cu130")
+    assert later.has_wheel("3.13", "linux-x86_64", "rocm7.1")
 
 
 def test_macos_intel_wheels_end_with_2_2(data: Matrices) -> None:

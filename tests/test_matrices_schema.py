@@ -34,10 +34,12 @@ TOOLKIT_KEYS |= {"unconfirmed", "notes"}
 MINOR_KEYS = {"cuda_major", "linux", "windows", "source", "unconfirmed", "notes"}
 RELEASE_REQUIRED = {"torch", "date", "python", "torchvision", "torchaudio", "sources"}
 RELEASE_REQUIRED |= {"variants", "pypi_default"}
-RELEASE_OPTIONAL = {"python_unconfirmed", "python_platforms", "confirmed", "unconfirmed", "notes"}
+RELEASE_OPTIONAL = {"python_unconfirmed", "python_platforms", "python_variants", "confirmed"}
+RELEASE_OPTIONAL |= {"unconfirmed", "notes"}
 CUDA_ARCH_KEYS = {"torch", "variant", "platforms", "sm", "ptx", "confirmed", "source", "notes"}
 ROCM_KEYS = {"variant", "gfx", "confirmed", "source", "notes"}
-RELEASE_FIELDS = {"date", "python", "python_platforms", "variants", "pypi_default"}
+RELEASE_FIELDS = {"date", "python", "python_platforms", "python_variants", "variants"}
+RELEASE_FIELDS |= {"pypi_default"}
 RELEASE_FIELDS |= {"torchvision", "torchaudio"}
 
 PYTHON_RE = re.compile(r"^3\.(\d{1,2})(t?)$")
@@ -200,6 +202,10 @@ def test_python_tags_are_valid_sorted_and_unique(data: Matrices) -> None:
         for tag, platforms in release.python_platforms.items():
             assert tag in release.python, f"{release.torch}: python_platforms {tag}"
             assert set(platforms) <= {p for p, v in release.variants.items() if v}
+        published = {v for variants in release.variants.values() for v in variants}
+        for tag, variants in release.python_variants.items():
+            assert tag in release.python, f"{release.torch}: python_variants {tag}"
+            assert variants and set(variants) <= published, f"{release.torch}: {tag}"
 
 
 def test_variant_names_and_platforms_are_known(data: Matrices) -> None:

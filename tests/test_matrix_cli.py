@@ -195,7 +195,7 @@ def test_update_reports_and_prints_rows(tmp_path: Path, capsys: pytest.CaptureFi
     assert code == 0  # without --check, news is a report, not a failure
     assert "New releases (1): 2.14.1" in out
     assert "New variant: torch 2.13.0 linux-x86_64 cu134" in out
-    assert "New Python tag: torch 2.13.0 windows-amd64 3.14t" in out
+    assert "New Python tag: torch 2.13.0 windows-amd64 3.15" in out
     assert "not merged" in out
     stub = out[out.index("[[release]]") : out.index("# torch 2.13.0")]
     row = tomllib.loads(stub)["release"][0]
@@ -226,7 +226,7 @@ def test_update_check_fails_when_upstream_knows_more(
         {"torch": "2.13.0", "platform": "linux-x86_64", "variant": "cu134"}
     ]
     assert document["new_pythons"] == [
-        {"torch": "2.13.0", "platform": "windows-amd64", "python": "3.14t"}
+        {"torch": "2.13.0", "platform": "windows-amd64", "python": "3.15"}
     ]
 
 
