@@ -145,6 +145,7 @@ def cells(
             if pythons is None or py in pythons
             for variant in release.variants.get(platform, ())
             if wanted is None or variant in wanted or parse_variant(variant).kind in wanted
+            if release.has_wheel(py, platform, variant)
         ]
         if release_cells:
             by_release.append(release_cells)

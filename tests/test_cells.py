@@ -26,6 +26,7 @@ def _published(matrices: Matrices, platform: str) -> set[tuple[str, str, str]]:
         for release in matrices.releases
         for py in release.pythons(platform)
         for variant in release.variants.get(platform, ())
+        if release.has_wheel(py, platform, variant)
     }
 
 
