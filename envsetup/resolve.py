@@ -205,6 +205,9 @@ class _Context:
     links: str | None  # flat find-links base of a mirror
     reasons: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    #: companions added only because the target environment has them: kept paired when the
+    #: chosen torch has a partner, never a reason to hold torch back
+    installed: dict[str, str] = field(default_factory=dict)
 
     @property
     def nvidia(self) -> tuple[Gpu, ...]:
@@ -250,19 +253,18 @@ def resolve(
     if request.channel not in ("stable", "test", "nightly"):
         raise UsageError(f"--channel {request.channel!r}: expected stable, test or nightly")
     context = _context(machine, request, matrices, base, links)
-    if installed:
-        for name in COMPANIONS:
-            if name in installed and name not in companions:
-                companions[name] = SpecifierSet()
-                context.reasons.append(
-                    f"{name} {installed[name]} is installed in the target environment; "
-                    "it is re-pinned so it keeps matching torch"
-                )
+    context.installed = {
+        name: version
+        for name, version in (installed or {}).items()
+        if name in COMPANIONS and name not in companions
+    }
     if request.channel != "stable":
-        plan = _channel_plan(context, spec, companions)
+        plan = _channel_plan(
+            context, spec, {**companions, **dict.fromkeys(context.installed, SpecifierSet())}
+        )
     else:
         plan = _stable_plan(context, spec, companions)
-    return _with_installed(plan, installed or {})
+    return _with_installed(plan, installed or {}, matrices)
 
 
 def _context(
@@ -799,9 +801,20 @@ def _build_plan(
     variant = choice.variant
     pypi = _served_by_pypi(context, release, variant)
     reasons = [*context.reasons]
+    warnings = [*context.warnings, *choice.warnings, *_unconfirmed(context, release)]
     if skipped:
         reasons.append("newer releases do not fit: " + " / ".join(skipped[:2]))
     reasons += choice.reasons
+    companions = dict(companions)
+    for name, have in context.installed.items():
+        if _companion(release, name) is None:
+            warnings.append(
+                f"{name} {have} is installed but has no release for torch {version}: it will "
+                f"stop working (uninstall it, or --with {name} to keep a torch it pairs with)"
+            )
+        else:
+            companions[name] = SpecifierSet()
+            reasons.append(f"{name} {have} is installed in the target environment: re-pinned")
     tag = f"+{variant}"
     if pypi:
         tag = ""
@@ -834,7 +847,7 @@ def _build_plan(
         python=context.python,
         policy=context.request.policy,
         reasons=tuple(reasons),
-        warnings=(*context.warnings, *choice.warnings, *_unconfirmed(context, release)),
+        warnings=tuple(warnings),
         alternatives=tuple(_alternatives(context, release, variant)),
     )
 
@@ -884,10 +897,10 @@ def _alternatives(context: _Context, release: Release, chosen: Variant) -> list[
     return others
 
 
-def _with_installed(plan: Plan, installed: dict[str, str]) -> Plan:
+def _with_installed(plan: Plan, installed: dict[str, str], matrices: Matrices) -> Plan:
     """Say what the plan replaces when the target environment has a different build."""
-    if not installed:
-        return plan
+    release = matrices.release(plan.torch) if plan.channel == "stable" else None
+    default = None if release is None else release.pypi_default.get(plan.platform)
     differing = []
     same = []
     for pin in plan.packages:
@@ -895,7 +908,7 @@ def _with_installed(plan: Plan, installed: dict[str, str]) -> Plan:
         have = installed.get(name)
         if have is None:
             continue
-        if wanted and Version(have) == Version(wanted):
+        if wanted and _same_build(plan, Version(have), Version(wanted), default):
             same.append(f"{name} {have}")
         else:
             differing.append(f"{name}=={have}")
@@ -909,6 +922,15 @@ def _with_installed(plan: Plan, installed: dict[str, str]) -> Plan:
         "(a different build; the commands force the reinstall)"
     )
     return replace(plan, replaces=", ".join(differing), reasons=tuple(reasons))
+
+
+def _same_build(plan: Plan, have: Version, wanted: Version, pypi_default: str | None) -> bool:
+    """An untagged installed version is PyPI's build: the platform's default variant."""
+    if have.public != wanted.public:
+        return False
+    if plan.index_url is None and plan.find_links is None:
+        return have.local is None
+    return (have.local or pypi_default) == plan.variant
 
 
 # --------------------------------------------------------------------------- matrices access
