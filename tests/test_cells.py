@@ -47,6 +47,9 @@ def test_impossible_combinations_are_never_generated(matrices: Matrices) -> None
     assert not [c for c in cells(matrices, torch="1.12.0") if c.python == "3.11"]
     assert not cells(matrices, torch="1.12.0", variants="cu130")
     assert not cells(matrices, platform="linux-aarch64", variants="rocm")
+    # torch 2.6 published Python 3.13 wheels, but no ROCm build of them
+    assert cells(matrices, torch="2.6.0", python="3.13", variants="cpu")
+    assert not cells(matrices, torch="2.6.0", python="3.13", variants="rocm")
 
 
 def test_newest_first_then_python_then_variant_order(matrices: Matrices) -> None:
