@@ -138,6 +138,9 @@ class Release:
     unconfirmed: tuple[str, ...] = ()  # field names no source confirms
     notes: str = ""
 
+    def __hash__(self) -> int:  # the mappings are not hashable; the version identifies a release
+        return hash(self.torch)
+
     @functools.cached_property
     def version(self) -> Version:
         return Version(self.torch)

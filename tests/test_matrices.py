@@ -117,6 +117,17 @@ def test_releases_ascend_and_look_up(data: Matrices) -> None:
     assert data.release("not a version") is None
 
 
+def test_rows_are_hashable_values(data: Matrices) -> None:
+    """Callers key dicts and sets by release or arch row; equal rows hash equal."""
+    release = data.release("2.5.1")
+    assert release is not None
+    assert {release: 1}[release] == 1
+    copy = matrices._build(DATA).release("2.5.1")
+    assert copy == release and hash(copy) == hash(release)
+    rows = (*data.cuda_archs, *data.toolkits, *data.rocm)
+    assert len(set(rows)) == len(rows)
+
+
 def test_release_2_5_1(data: Matrices) -> None:
     release = data.release("2.5.1")
     assert release is not None

@@ -158,11 +158,21 @@ def test_bad_filters_are_usage_errors(
     assert message in err and "Traceback" not in err and out == ""
 
 
-def test_unknown_platform_is_rejected_by_argparse(capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--platform", "solaris-sparc"], "invalid choice"),
+        (["update", "--timeout", "0"], "expected seconds between 0 and 600"),
+        (["update", "--timeout", "soon"], "expected seconds between 0 and 600"),
+    ],
+)
+def test_argparse_rejects_bad_values(
+    capsys: pytest.CaptureFixture[str], argv: list[str], message: str
+) -> None:
     with pytest.raises(SystemExit) as exit_info:
-        main(["matrix", "--platform", "solaris-sparc"])
+        main(["matrix", *argv])
     assert exit_info.value.code == 2
-    assert "invalid choice" in capsys.readouterr().err
+    assert message in capsys.readouterr().err
 
 
 def test_nothing_matches_is_exit_1_with_a_hint(capsys: pytest.CaptureFixture[str]) -> None:

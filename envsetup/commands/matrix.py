@@ -57,7 +57,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="exit 1 when upstream has something the matrices lack (for a scheduled CI job)",
     )
-    update.add_argument("--timeout", type=float, default=30.0, metavar="SECONDS")
+    from envsetup.commands.detect import _seconds  # the same 0-600 s rule as detect
+
+    update.add_argument(
+        "--timeout",
+        type=_seconds,
+        default=30.0,
+        metavar="SECONDS",
+        help="longest wait for the listing (default 30)",
+    )
     update.add_argument("--format", choices=("table", "json"), default="table")
     update.add_argument(
         "--json", dest="format", action="store_const", const="json", help="same as --format json"
