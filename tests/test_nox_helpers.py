@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from fake_index import FakeBuild, Served, isolated_env, serve_fake_index
+from ci_tools import mirror_env, run_module
+from fake_index import FakeBuild, Served, serve_fake_index
 
 from envsetup.cells import cells as matrix_cells
 
@@ -69,16 +69,8 @@ def noxfile(tmp_path: Path) -> Path:
 
 
 def _nox(noxfile: Path, served: Served, *args: str) -> subprocess.CompletedProcess[str]:
-    env = isolated_env({"ENVSETUP_INDEX_URL": served.url, "ENVSETUP_ALLOW_INSECURE_INDEX": "1"})
-    return subprocess.run(
-        [sys.executable, "-m", "nox", "-f", str(noxfile), *args],
-        cwd=noxfile.parent,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    env = mirror_env(served.url)
+    return run_module("nox", "-f", str(noxfile), *args, cwd=noxfile.parent, env=env)
 
 
 @pytest.mark.slow

@@ -14,6 +14,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
+from ci_tools import run_module
 from fake_index import FakeBuild, Served, build_wheel, isolated_env, serve_fake_index
 from packaging.requirements import Requirement
 from packaging.utils import parse_wheel_filename
@@ -28,15 +29,8 @@ PLATFORM = current_platform().key
 
 
 def _nox(*args: str, env: Mapping[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "nox", "-f", str(ROOT / "noxfile.py"), *args],
-        cwd=ROOT,
-        env=isolated_env(env),
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
+    noxfile = str(ROOT / "noxfile.py")
+    return run_module("nox", "-f", noxfile, *args, cwd=ROOT, env=isolated_env(env))
 
 
 def _listed(env: Mapping[str, str] | None = None) -> dict[str, dict[str, object]]:

@@ -8,7 +8,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from fake_index import FakeBuild, Served, build_wheel, isolated_env, serve_fake_index
+from ci_tools import mirror_env, run_module
+from fake_index import FakeBuild, Served, build_wheel, serve_fake_index
 
 from envsetup.tox_plugin import TorchSettings, companions_in, settings_from_factors
 
@@ -87,16 +88,8 @@ commands = python -c "{_PRINT}"
 
 
 def _tox(project: Path, served: Served, *args: str) -> subprocess.CompletedProcess[str]:
-    env = isolated_env({"ENVSETUP_INDEX_URL": served.url, "ENVSETUP_ALLOW_INSECURE_INDEX": "1"})
-    return subprocess.run(
-        [sys.executable, "-m", "tox", "-c", str(project / "tox.ini"), "-v", *args],
-        cwd=project,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    config = str(project / "tox.ini")
+    return run_module("tox", "-c", config, "-v", *args, cwd=project, env=mirror_env(served.url))
 
 
 def _lines(output: str, marker: str) -> list[str]:
