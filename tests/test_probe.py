@@ -97,6 +97,13 @@ def test_platform_of_this_interpreter(tmp_path: Path) -> None:
         assert found.key in ("linux-x86_64", "linux-aarch64")
 
 
+def test_python_tag_agrees_with_the_build_configuration() -> None:
+    import sysconfig
+
+    free_threaded = bool(sysconfig.get_config_var("Py_GIL_DISABLED"))
+    assert host.python_tag().endswith("t") is free_threaded
+
+
 def test_wsl_is_read_from_the_kernel_release(tmp_path: Path) -> None:
     fakes.wsl(tmp_path)
     assert host.is_wsl(tmp_path)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import sys
-import sysconfig
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -48,7 +47,13 @@ def _machine(environ: Mapping[str, str]) -> str:
 
 def python_tag() -> str:
     """ "3.11", or "3.13t" for a free-threaded build (its wheels are a separate ABI)."""
-    free_threaded = bool(sysconfig.get_config_var("Py_GIL_DISABLED"))
+    abiflags = getattr(sys, "abiflags", None)  # POSIX only; loading sysconfig costs ~1 ms
+    if abiflags is not None:
+        free_threaded = "t" in abiflags
+    else:
+        import sysconfig
+
+        free_threaded = bool(sysconfig.get_config_var("Py_GIL_DISABLED"))
     return f"{sys.version_info[0]}.{sys.version_info[1]}{'t' if free_threaded else ''}"
 
 
