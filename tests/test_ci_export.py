@@ -102,3 +102,34 @@ def test_render_format_leaves_table_and_json_to_the_verb() -> None:
     assert render_format(_parse()) is None
     with pytest.raises(SystemExit):
         _parse("--format", "yaml")
+
+
+def test_matrix_verb_prints_the_github_matrix(capsys: pytest.CaptureFixture[str]) -> None:
+    from envsetup.cli import main
+
+    assert main(["matrix", "--format", "github", "--torch", "2.5.1", "--variant", "cpu,cuda"]) == 0
+    jobs = json.loads(capsys.readouterr().out)["include"]
+    expected = cells(torch="2.5.1", variants="cpu,cuda")
+    assert [job["session"] for job in jobs] == [cell.session() for cell in expected]
+
+
+def test_matrix_verb_prints_gitlab_yaml(capsys: pytest.CaptureFixture[str]) -> None:
+    from envsetup.cli import main
+
+    assert main(["matrix", "--format", "gitlab", "--newest", "1", "--python", "3.12"]) == 0
+    jobs = yaml.safe_load(capsys.readouterr().out)[".envsetup-matrix"]["parallel"]["matrix"]
+    assert {job["PYTHON"] for job in jobs} == {"3.12"}
+    assert len(jobs) == len(cells(newest=1, python="3.12"))
+
+
+def test_matrix_verb_refuses_an_oversized_matrix_in_one_message(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from envsetup.cli import main
+
+    assert main(["matrix", "--format", "github"]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.startswith("envsetup: error: ")
+    assert "at most 256 jobs" in captured.err and "hint: narrow it with --newest N" in captured.err
+    assert main(["matrix", "--format", "github", "--newest", "0"]) == 2
