@@ -28,6 +28,7 @@ import zipfile
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 SOURCES = Path(__file__).parent / "fake_wheels"
@@ -277,6 +278,11 @@ class Served:
         return self.server.requests
 
     @property
+    def flags(self) -> list[str]:
+        """The envsetup flags that make plan/install/venv use this index."""
+        return ["--index-url-base", self.url, "--allow-insecure-index"]
+
+    @property
     def slow_hit(self) -> threading.Event:
         """Set when a download listed in `slow=` has started (and is being held back)."""
         return self.server.slow_hit
@@ -308,6 +314,18 @@ def serve_fake_index(
     """Build (or reuse) the wheels of `builds` and serve them as a fake download.pytorch.org."""
     with serve_index(build_index(builds), slow=slow) as served:
         yield served
+
+
+def index_fixture(builds: Sequence[FakeBuild], *, scope: str = "module") -> Any:
+    """A pytest fixture serving `builds`: `index = index_fixture([FakeBuild("2.5.1", "cpu")])`."""
+    import pytest
+
+    @pytest.fixture(scope=scope)  # type: ignore[misc]
+    def index() -> Iterator[Served]:
+        with serve_fake_index(builds) as served:
+            yield served
+
+    return index
 
 
 def isolated_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:

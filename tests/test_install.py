@@ -7,11 +7,16 @@ import pty
 import shlex
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from fake_index import FakeBuild, Served, isolated_env, run_envsetup, serve_fake_index
+from fake_index import (
+    FakeBuild,
+    Served,
+    index_fixture,
+    isolated_env,
+    run_envsetup,
+)
 
 from envsetup.install_args import install_argv
 from envsetup.machine import Machine, Platform
@@ -22,10 +27,7 @@ BUILDS = [FakeBuild("2.5.1", "cpu"), FakeBuild("2.4.1", "cpu", torchaudio=None)]
 UV = str(Path(sys.executable).with_name("uv"))
 
 
-@pytest.fixture(scope="module")
-def index() -> Iterator[Served]:
-    with serve_fake_index(BUILDS) as served:
-        yield served
+index = index_fixture(BUILDS)
 
 
 @pytest.fixture
@@ -42,7 +44,7 @@ def uv_env(tmp_path: Path, env: dict[str, str]) -> Path:
 
 
 def flags(index: Served, *extra: str) -> list[str]:
-    return ["--gpu", "none", "--index-url-base", index.url, "--allow-insecure-index", *extra]
+    return ["--gpu", "none", *index.flags, *extra]
 
 
 def torch_version(python: Path, env: dict[str, str]) -> str | None:

@@ -8,19 +8,22 @@ import shutil
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from fake_index import FakeBuild, Served, isolated_env, run_envsetup, serve_fake_index
+from fake_index import (
+    FakeBuild,
+    Served,
+    index_fixture,
+    isolated_env,
+    run_envsetup,
+    serve_fake_index,
+)
 
 BUILDS = [FakeBuild("2.5.1", "cpu"), FakeBuild("2.4.1", "cpu", torchaudio=None)]
 
 
-@pytest.fixture(scope="module")
-def index() -> Iterator[Served]:
-    with serve_fake_index(BUILDS) as served:
-        yield served
+index = index_fixture(BUILDS)
 
 
 @pytest.fixture
@@ -29,7 +32,7 @@ def env() -> dict[str, str]:
 
 
 def request(index: Served, *extra: str) -> list[str]:
-    return ["--gpu", "none", "--index-url-base", index.url, "--allow-insecure-index", *extra]
+    return ["--gpu", "none", *index.flags, *extra]
 
 
 def snapshot(root: Path) -> dict[str, str]:
