@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
-from packaging.version import InvalidVersion, Version
+from packaging.version import Version
 
 from envsetup.errors import EnvsetupError, UsageError
 from envsetup.machine import Gpu, Machine
@@ -56,6 +56,8 @@ _NAMED = re.compile(r"([A-Za-z][A-Za-z0-9._-]*)\s*(.*)", re.DOTALL)
 
 def _requirement(text: str) -> tuple[str | None, SpecifierSet]:
     """("torchvision", >=0.20) from "TorchVision>=0.20"; (None, spec) for a bare specifier."""
+    if len(text) > 200:  # also keeps int() below its digit limit (a ValueError otherwise)
+        raise InvalidSpecifier(f"{len(text)} characters; a torch requirement is far shorter")
     match = _NAMED.fullmatch(text)
     name, rest = (match[1], match[2]) if match else (None, text)
     spec = SpecifierSet(rest)  # raises InvalidSpecifier
@@ -69,7 +71,7 @@ def parse_torch_spec(text: str | None) -> SpecifierSet:
     value = text.strip()
     try:
         version = Version(value)
-    except InvalidVersion:
+    except ValueError:  # InvalidVersion, or a number too long for int()
         pass
     else:
         if len(version.release) == 2 and not version.is_prerelease and not version.local:

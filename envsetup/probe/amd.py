@@ -54,7 +54,7 @@ def _memory_mib(node: Path) -> int | None:
         _properties(bank / "properties").get("size_in_bytes", 0)
         for bank in _children(node / "mem_banks")
     )
-    return total // (1024 * 1024) or None
+    return max(total, 0) // (1024 * 1024) or None  # a corrupt negative size is no size
 
 
 def _children(path: Path) -> list[Path]:
