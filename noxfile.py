@@ -131,6 +131,7 @@ def verify(session: nox.Session, torch: str, variant: str) -> None:
         *expect,
         *(["--require-gpu"] if gpu else []),
         external=True,
+        env={"PYTHONPATH": str(ROOT)},  # envsetup need not be installed where nox runs (pipx)
     )
     session.install("pytest")
     session.run(
