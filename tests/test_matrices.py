@@ -268,10 +268,20 @@ def test_arch_list_unknown_combinations(data: Matrices) -> None:
 
 
 def test_arch_rows_carry_their_confidence(data: Matrices) -> None:
-    sourced = data.arch_list("2.12.0", "cu126", "windows-amd64")
-    assumed = data.arch_list("2.8.0", "cu126", "windows-amd64")
+    sourced = data.arch_list("2.8.0", "cu126", "windows-amd64")
+    assumed = data.arch_list("2.8.0", "cu128", "windows-amd64")
     assert sourced is not None and sourced.confirmed
     assert assumed is not None and not assumed.confirmed and assumed.notes
+
+
+def test_windows_lists_differ_from_linux(data: Matrices) -> None:
+    """Windows CUDA 12.x builds add sm_61; the cu118 script embeds PTX for 3.7 (JIT anywhere)."""
+    assert covers(data, "2.8.0", "cu126", "windows-amd64", "6.1")
+    windows = data.arch_list("2.5.1", "cu118", "windows-amd64")
+    assert windows is not None and windows.ptx == "3.7" and windows.covers("8.9")
+    assert "compute_37" in windows.get_arch_list()
+    linux = data.arch_list("2.5.1", "cu118", "linux-x86_64")
+    assert linux is not None and linux.ptx is None and not linux.covers("10.0")
 
 
 def test_get_arch_list_spelling(data: Matrices) -> None:
