@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import fakes
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from envsetup.errors import UsageError
 from envsetup.probe import Findings, amd, host, intel, nvidia, nvml, overrides, tool
@@ -375,3 +378,43 @@ def test_mig_instances_through_ctypes(tmp_path: Path) -> None:
         ("NVIDIA H100 80GB HBM3 MIG 3g.40gb", "MIG-00000000-0000-0000-0000-000000000000", 40960),
         ("NVIDIA H100 80GB HBM3 MIG 3g.40gb", "MIG-00000000-0000-0000-0000-000000000001", 40960),
     ]
+
+
+# --- garbage in sysfs/procfs never breaks detection -------------------------------------------
+
+_GARBAGE_FILES = (
+    "sys/module/nvidia/version",
+    "proc/driver/nvidia/version",
+    "proc/sys/kernel/osrelease",
+    "sys/class/kfd/kfd/topology/nodes/1/properties",
+    "sys/class/kfd/kfd/topology/nodes/1/mem_banks/0/properties",
+    "sys/class/kfd/kfd/topology/nodes/1/name",
+    "sys/bus/pci/devices/0000:03:00.0/vendor",
+    "sys/bus/pci/devices/0000:03:00.0/device",
+    "sys/bus/pci/devices/0000:03:00.0/class",
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    texts=st.lists(
+        st.one_of(
+            st.text(max_size=80),
+            st.sampled_from(["gfx_target_version -5\n", "size_in_bytes -1\n", "0x8086\n"]),
+            st.integers(-(2**70), 2**70).map(
+                lambda n: f"gfx_target_version {n}\nlocation_id {n}\ndomain {n}\n"
+            ),
+        ),
+        min_size=len(_GARBAGE_FILES),
+        max_size=len(_GARBAGE_FILES),
+    )
+)
+def test_detect_never_raises_on_garbage_files(texts: list[str]) -> None:
+    from envsetup.detect import detect
+
+    with tempfile.TemporaryDirectory() as folder:
+        root = Path(folder)
+        for relative, text in zip(_GARBAGE_FILES, texts):
+            fakes.write(root, relative, text)
+        machine = detect(root=root, environ={"PATH": ""})
+    assert all(gpu.index >= 0 for gpu in machine.gpus)

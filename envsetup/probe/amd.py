@@ -42,11 +42,12 @@ def _properties(path: Path) -> dict[str, int]:
 
 def _bus_id(props: Mapping[str, int]) -> str | None:
     """KFD's location_id is (bus << 8) | devfn; printed like NVIDIA's "0000:03:00.0"."""
-    location = props.get("location_id")
-    if not location:
+    location = props.get("location_id", 0)
+    if location <= 0:
         return None
     bus, devfn = location >> 8, location & 0xFF
-    return f"{props.get('domain', 0):04x}:{bus:02x}:{devfn >> 3:02x}.{devfn & 7:x}"
+    domain = max(props.get("domain", 0), 0)
+    return f"{domain:04x}:{bus:02x}:{devfn >> 3:02x}.{devfn & 7:x}"
 
 
 def _memory_mib(node: Path) -> int | None:
