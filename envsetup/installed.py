@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import json
 import subprocess
-from importlib import metadata
+import sys
+from pathlib import Path
 
 from envsetup.errors import EnvsetupError
 from envsetup.plan import TORCH_FAMILY
@@ -34,14 +35,28 @@ print(json.dumps({"python": "%d.%d%s" % (sys.version_info[0], sys.version_info[1
 def installed_versions(python: str | None = None, *, timeout: float = 30.0) -> dict[str, str]:
     """{dist name: version} for the torch family in `python` (None: this interpreter)."""
     if python is None:
-        found: dict[str, str] = {}
-        for name in TORCH_FAMILY:
-            try:
-                found[name] = metadata.version(name)
-            except metadata.PackageNotFoundError:
-                continue
-        return found
+        return _scan(sys.path)
     return interpreter_facts(python, timeout=timeout)[1]
+
+
+def _scan(path: list[str]) -> dict[str, str]:
+    """Read versions from `<name>-<version>.dist-info` directory names, first on sys.path wins.
+
+    The names carry the version (wheel spec), so this skips importing importlib.metadata and
+    its dependencies, which on a large environment cost as much as the whole plan.
+    """
+    found: dict[str, str] = {}
+    for entry in path:
+        try:
+            names = [item.name for item in Path(entry or ".").iterdir()]
+        except OSError:
+            continue
+        for name in names:
+            stem, dot, suffix = name.rpartition(".")
+            dist, _, version = stem.partition("-")
+            if dot and suffix in ("dist-info", "egg-info") and dist.lower() in TORCH_FAMILY:
+                found.setdefault(dist.lower(), version.split("-")[0])
+    return found
 
 
 def interpreter_facts(python: str, *, timeout: float = 30.0) -> tuple[str, dict[str, str]]:

@@ -82,3 +82,21 @@ def test_interpreter_that_prints_something_else(tmp_path: Path) -> None:
     script.chmod(0o755)
     with pytest.raises(EnvsetupError, match="printed no package list"):
         interpreter_facts(str(script))
+
+
+def test_first_on_sys_path_wins_like_importlib_metadata(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from importlib import metadata
+
+    later, first = tmp_path / "later", tmp_path / "first"
+    _fake_dist(later, "torch", "2.4.0+cu118")
+    _fake_dist(first, "torch", "2.5.1+cu121")
+    egg = first / "torchvision-0.20.1-py3.11.egg-info"
+    egg.mkdir()
+    (egg / "PKG-INFO").write_text("Metadata-Version: 2.1\nName: torchvision\nVersion: 0.20.1\n")
+    monkeypatch.syspath_prepend(str(later))
+    monkeypatch.syspath_prepend(str(first))
+    found = installed_versions()
+    assert found["torch"] == metadata.version("torch") == "2.5.1+cu121"
+    assert found["torchvision"] == metadata.version("torchvision") == "0.20.1"
