@@ -9,15 +9,12 @@ tests feed it files; only `read_listing` touches a file or the network.
 from __future__ import annotations
 
 import json
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from pathlib import Path
 
-from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 from packaging.version import Version
 
 from envsetup.errors import EnvsetupError, UsageError
@@ -153,6 +150,8 @@ def parse_wheel(filename: str) -> WheelFile | None:
     """The facts in one wheel file name, or None for anything that is not a wheel."""
     if not filename.endswith(".whl"):
         return None
+    from packaging.utils import InvalidWheelFilename, parse_wheel_filename  # lazy: ~10 ms
+
     try:
         _, version, _, tags = parse_wheel_filename(filename)
     except InvalidWheelFilename:
@@ -183,12 +182,15 @@ def read_listing(source: str, timeout: float = 30.0) -> tuple[str, str | None]:
         raise UsageError(
             f"unsupported listing URL {source!r}", hint="use https://, file:// or a path"
         )
-    request = urllib.request.Request(source, headers={"Accept": ACCEPT})
+    from urllib.error import URLError
+    from urllib.request import Request, urlopen  # lazy: ~25 ms, only `matrix update` fetches
+
+    request = Request(source, headers={"Accept": ACCEPT})
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
+        with urlopen(request, timeout=timeout) as response:
             body: bytes = response.read()
             content_type = response.headers.get("Content-Type")
-    except (urllib.error.URLError, OSError) as error:
+    except (URLError, OSError) as error:
         raise ListingError(
             f"could not read the index listing at {source}: {error}",
             hint="check the network or proxy, or save the page and pass --listing FILE",

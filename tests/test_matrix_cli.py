@@ -283,3 +283,15 @@ def test_real_cli_process_never_imports_torch(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert result.stderr.startswith("envsetup: error: --variant 'bogus'")
+
+
+def test_other_verbs_do_not_pay_for_the_listing_reader() -> None:
+    """Every CLI start builds the whole parser; `matrix update`'s reader loads only when used."""
+    code = (
+        "import sys; from envsetup.cli import build_parser; build_parser(); "
+        "print('envsetup.index_listing' in sys.modules)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "False"

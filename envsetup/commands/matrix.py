@@ -44,13 +44,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "JSON) and report the releases, variants and Python tags it has that matrices/ lack, "
         "as TOML rows to add.",
     )
-    from envsetup.index_listing import TORCH_LISTING_URL
-
     update.add_argument(
         "--listing",
         metavar="FILE_OR_URL",
-        default=TORCH_LISTING_URL,
-        help=f"the listing to compare with (default {TORCH_LISTING_URL})",
+        help="the listing to compare with (default: download.pytorch.org/whl/torch/)",
     )
     update.add_argument(
         "--check",
@@ -303,18 +300,19 @@ _LIST_FORMATS: dict[str, Callable[[Matrices, Sequence[Shown]], None]] = {
 def _update(args: argparse.Namespace, data: Matrices) -> int:
     from envsetup import index_listing
 
-    text, content_type = index_listing.read_listing(args.listing, timeout=args.timeout)
+    listing = args.listing or index_listing.TORCH_LISTING_URL  # imported only when updating
+    text, content_type = index_listing.read_listing(listing, timeout=args.timeout)
     files = index_listing.wheels(text, content_type)
     if not files:
         raise EnvsetupError(
-            f"the listing at {args.listing} names no wheels",
+            f"the listing at {listing} names no wheels",
             hint="expected the PEP 503/691 page of " + index_listing.TORCH_LISTING_URL,
         )
     findings = index_listing.missing_from(data, index_listing.summarize(files))
     if args.format == "json":
-        print(json.dumps(findings_json(args.listing, len(files), findings), indent=2))
+        print(json.dumps(findings_json(listing, len(files), findings), indent=2))
     else:
-        print("\n".join(findings_text(args.listing, len(files), findings)))
+        print("\n".join(findings_text(listing, len(files), findings)))
     return 1 if args.check and findings else 0
 
 
