@@ -257,9 +257,9 @@ def _silent_failure(command: str, code: int | None, text: str) -> tuple[str, str
         what = f"{command} failed with exit code {code}"
     else:
         what = f"{command} printed nothing envsetup understands"
-    shown = text.strip().splitlines()[:1]
-    if shown:
-        what += f": {shown[0][:120]}"
+    shown = (text.strip().splitlines() or [""])[0][:120]
+    if shown and shown.isprintable() and "\ufffd" not in shown:  # no binary/escapes to a tty
+        what += f": {shown}"
     return (
         "unparseable",
         what,

@@ -94,12 +94,15 @@ def fake_tool(
     crash: bool = False,
     executable: bool = True,
     log: Path | None = None,
+    then: str = "",
 ) -> Path:
     """A POSIX shell script standing in for `name` (nvidia-smi, rocm_agent_enumerator).
 
     `outputs` maps a prefix of the first argument ("--query-gpu", "" for no argument) to what is
     printed; otherwise `stdout`. `hang` sleeps forever (to test timeouts), `crash` dies of
-    SIGSEGV, `log` records every invocation's arguments, one line each.
+    SIGSEGV, `log` records every invocation's arguments, one line each. `then` is a shell
+    command run after printing and before exiting (`kill -SEGV $$`, `exec sleep 600`): a tool
+    that prints part of its output and then dies or wedges.
     """
     directory.mkdir(parents=True, exist_ok=True)
     lines = ["#!/bin/sh"]
@@ -117,13 +120,16 @@ def fake_tool(
             if not prefix
             else f'case "$1" in {shlex.quote(prefix)}*) true;; *) false;; esac'
         )
-        lines.append(f"if {test}; then cat {shlex.quote(str(sample))}; exit {exit_code}; fi")
+        after = f"{then}; " if then else ""
+        lines.append(f"if {test}; then cat {shlex.quote(str(sample))}; {after}exit {exit_code}; fi")
     if stdout:
         (directory / f".{name}.stdout").write_text(stdout)
         lines.append(f"cat {shlex.quote(str(directory / f'.{name}.stdout'))}")
     if stderr:
         (directory / f".{name}.stderr").write_text(stderr)
         lines.append(f"cat {shlex.quote(str(directory / f'.{name}.stderr'))} >&2")
+    if then:
+        lines.append(then)
     lines.append(f"exit {exit_code}")
     script = directory / name
     script.write_text("\n".join(lines) + "\n")
