@@ -495,10 +495,16 @@ def cache_directory() -> Path | None:
     if sys.platform == "win32":
         base = os.environ.get("LOCALAPPDATA")
         return Path(base) / "envsetup" / "cache" if base else None
-    if sys.platform == "darwin":
-        return Path.home() / "Library" / "Caches" / "envsetup"
     xdg = os.environ.get("XDG_CACHE_HOME")
-    return (Path(xdg) if xdg else Path.home() / ".cache") / "envsetup"
+    if xdg and sys.platform != "darwin":
+        return Path(xdg) / "envsetup"
+    try:
+        home = Path.home()
+    except RuntimeError:  # no HOME and no passwd entry (some containers): run without a cache
+        return None
+    if sys.platform == "darwin":
+        return home / "Library" / "Caches" / "envsetup"
+    return home / ".cache" / "envsetup"
 
 
 def _cache_entry(directory: Path) -> tuple[Path, str] | None:

@@ -408,14 +408,26 @@ def test_cache_can_be_turned_off(copy: Path, monkeypatch: pytest.MonkeyPatch) ->
     assert matrices.read_documents(copy)["nvidia.toml"]["schema"] == 1
 
 
-@pytest.mark.skipif(os.name == "nt", reason="chmod semantics")
+@pytest.mark.skipif(sys.platform in ("win32", "darwin"), reason="XDG applies to Linux and BSDs")
+def test_cache_directory_follows_xdg(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("ENVSETUP_CACHE_DIR")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert matrices.cache_directory() == tmp_path / "xdg" / "envsetup"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert matrices.cache_directory() == tmp_path / "home" / ".cache" / "envsetup"
+
+
 def test_unwritable_cache_is_not_an_error(
     copy: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    locked = tmp_path / "locked"
-    locked.mkdir(mode=0o500)
-    monkeypatch.setenv("ENVSETUP_CACHE_DIR", str(locked / "sub"))
+    """A cache path under a regular file cannot be created, even by root."""
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("", encoding="utf-8")
+    monkeypatch.setenv("ENVSETUP_CACHE_DIR", str(blocker / "cache"))
     assert matrices.read_documents(copy)["archs.toml"]["schema"] == 1
+    assert matrices.read_documents(copy)["nvidia.toml"]["schema"] == 1  # and again: no cache
+    assert blocker.read_text(encoding="utf-8") == ""
 
 
 def test_loading_imports_no_toml_parser_when_cached(tmp_path: Path) -> None:
