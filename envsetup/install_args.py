@@ -37,7 +37,7 @@ def install_options(plan: Plan, *, installer: str = "pip", reinstall: bool = Fal
     themselves (nox's `session.install`, tox's install_command)."""
     argv: list[str] = []
     if plan.find_links is not None:
-        argv += ["--find-links", plan.find_links]
+        argv += ["--no-index", "--find-links", plan.find_links]
     elif plan.index_url is not None:
         argv += ["--index-url", plan.index_url]
     if plan.pre:

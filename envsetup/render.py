@@ -156,7 +156,7 @@ def _pip_lines(plan: Plan) -> list[str]:
     """The requirements-file lines of a plan: where from, --pre, then the pins."""
     lines = []
     if plan.find_links is not None:
-        lines.append(f"--find-links {plan.find_links}")
+        lines += ["--no-index", f"--find-links {plan.find_links}"]
     elif plan.index_url is not None:
         lines.append(f"--index-url {plan.index_url}")
     if plan.pre:

@@ -20,7 +20,7 @@ import pytest
 from envsetup.errors import EnvsetupError
 from envsetup.plan import Plan
 from envsetup.render import FORMATS, command_lines, quote_argv, render
-from tests.fake_index import FakeBuild, isolated_env, serve_fake_index
+from tests.fake_index import FakeBuild, build_wheels, isolated_env, serve_fake_index
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -88,7 +88,12 @@ def test_pypi_plan_has_no_index_flag() -> None:
 def test_flat_mirror_uses_find_links() -> None:
     argv = shlex.split(render(FLAT, "pip"))
     assert argv[argv.index("--find-links") + 1] == "https://mirror.example/flat/cu121"
+    assert "--no-index" in argv  # without it PyPI would act as an extra index
     assert "--index-url" not in argv
+    assert render(FLAT, "requirements").splitlines()[1:3] == [
+        "--no-index",
+        "--find-links https://mirror.example/flat/cu121",
+    ]
 
 
 def test_requirements_file() -> None:
@@ -284,3 +289,13 @@ def test_uv_project_block_locks_with_real_uv(tmp_path: Path) -> None:
     versions = {pkg["name"]: (pkg["version"], pkg["source"]) for pkg in lock["package"]}
     assert versions["torch"] == ("2.5.1+cu121", {"registry": f"{served.url}/cu121"})
     assert versions["torchvision"][0] == "0.20.1+cu121"
+
+
+def test_flat_mirror_line_runs_with_pip_dry_run(tmp_path: Path) -> None:
+    build_wheels(FakeBuild("2.5.1", "cu121"), tmp_path / "cu121")
+    plan = replace(FLAT, find_links=(tmp_path / "cu121").as_uri())
+    argv = shlex.split(render(plan, "pip"))
+    argv[0] = sys.executable
+    result = _run([*argv[:4], "--dry-run", "--ignore-installed", *argv[4:]])
+    assert result.returncode == 0, result.stderr
+    assert "Would install torch-2.5.1+cu121 torchvision-0.20.1+cu121" in result.stdout
