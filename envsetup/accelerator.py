@@ -16,8 +16,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from packaging.version import InvalidVersion, Version
-
 from envsetup.machine import Gpu, Machine
 
 #: Backends a `gpu(backend=...)` marker may ask for. ROCm builds of torch use the "cuda" device.
@@ -40,7 +38,6 @@ _UNITS = {
 _BACKEND_LABELS = {"cuda": "CUDA", "rocm": "ROCm", "mps": "MPS"}
 _KIND_LABELS = {"cpu": "CPU-only", "cuda": "CUDA", "rocm": "ROCm", "xpu": "XPU"}
 _MEMORY = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*$", re.IGNORECASE)
-_DEVICE = re.compile(r"^(cpu|mps|cuda(:\d+)?)$")
 
 
 @dataclass(frozen=True)
@@ -237,21 +234,6 @@ def _covers(arch_list: tuple[str, ...], capability: tuple[int, int]) -> bool:
     return listed.covers(_dotted(capability))
 
 
-def parse_device_setting(value: str, source: str) -> tuple[str, ...]:
-    """("auto",), ("all",) or concrete devices ("cpu", "cuda:0", ...) from `--device` & co."""
-    value = value.strip()
-    if value in ("auto", "all"):
-        return (value,)
-    devices = tuple(part.strip() for part in value.split(",") if part.strip())
-    bad = [d for d in devices if not _DEVICE.match(d)]
-    if not devices or bad:
-        raise ValueError(
-            f"invalid device {value!r} (from {source}); expected auto, all, cpu, cuda, cuda:N, mps "
-            "or a comma-separated list such as 'cpu,cuda:0'"
-        )
-    return devices
-
-
 def accelerator_device(view: TorchView) -> str | None:
     """The device an accelerated test gets: the first GPU ("cuda:0", the worker's own under
     xdist), else MPS."""
@@ -379,10 +361,10 @@ def why_unusable(view: TorchView, machine: Machine, fix: str | None) -> str:
 
 
 def _newer(left: str, right: str) -> bool:
-    try:
-        return Version(left) > Version(right)
-    except InvalidVersion:
-        return False
+    """ "13.0" > "12.2", reading only the leading numbers (no packaging import at plugin load)."""
+    return [int(n) for n in re.findall(r"\d+", left)[:2]] > [
+        int(n) for n in re.findall(r"\d+", right)[:2]
+    ]
 
 
 def fix_command(machine: Machine, installed: str | None) -> str | None:

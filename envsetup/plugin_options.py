@@ -8,10 +8,11 @@ CI files, tox.ini and pyproject.toml.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from envsetup.accelerator import parse_device_setting
+_DEVICE = re.compile(r"^(cpu|mps|cuda(:\d+)?)$")
 
 GPU_MODES = ("auto", "require", "skip", "only")
 
@@ -25,6 +26,21 @@ GPU_HELP = (
     "the GPU: for GPU CI), skip (skip them), only (deselect every other test). "
     "Env ENVSETUP_GPU, ini envsetup_gpu."
 )
+
+
+def parse_device_setting(value: str, source: str) -> tuple[str, ...]:
+    """("auto",), ("all",) or concrete devices ("cpu", "cuda:0", ...) from `--device` & co."""
+    value = value.strip()
+    if value in ("auto", "all"):
+        return (value,)
+    devices = tuple(part.strip() for part in value.split(",") if part.strip())
+    bad = [d for d in devices if not _DEVICE.match(d)]
+    if not devices or bad:
+        raise ValueError(
+            f"invalid device {value!r} (from {source}); expected auto, all, cpu, cuda, cuda:N, mps "
+            "or a comma-separated list such as 'cpu,cuda:0'"
+        )
+    return devices
 
 
 @dataclass(frozen=True)

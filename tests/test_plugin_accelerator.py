@@ -6,7 +6,7 @@ import pytest
 
 from envsetup import accelerator as acc
 from envsetup.machine import Gpu, Machine, MigDevice, Platform
-from envsetup.plugin_options import Settings, load_settings
+from envsetup.plugin_options import Settings, load_settings, parse_device_setting
 
 LINUX = Platform("linux", "x86_64", "3.11", "glibc 2.36")
 H100 = Gpu(0, "NVIDIA H100 80GB HBM3", 81559, "9.0", uuid="GPU-bcfee904")
@@ -211,7 +211,7 @@ def test_accelerator_device_prefers_gpus_then_mps_else_none():
     ],
 )
 def test_device_settings(value, parsed):
-    assert acc.parse_device_setting(value, "--device") == parsed
+    assert parse_device_setting(value, "--device") == parsed
 
 
 @pytest.mark.parametrize("value", ["gpu", "cuda:x", "cuda0", "", "cpu,tpu", "all,cpu"])
@@ -219,7 +219,7 @@ def test_bad_device_settings_name_their_source(value):
     with pytest.raises(
         ValueError, match=r"invalid device .* \(from ENVSETUP_DEVICE\); expected auto"
     ):
-        acc.parse_device_setting(value, "ENVSETUP_DEVICE")
+        parse_device_setting(value, "ENVSETUP_DEVICE")
 
 
 def settings(cli=(None, None), env=None, ini=(None, None)) -> Settings:
