@@ -59,7 +59,7 @@ def _paired(report: Any, runs: int, rows: dict[str, list[str]]) -> list[float]:
     for round_ in range(runs + 1):
         for label, argv in rows.items():
             started = time.perf_counter()
-            subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV)
+            subprocess.run(argv, capture_output=True, env=ENV, check=False)
             if round_:
                 samples[label].append((time.perf_counter() - started) * 1000)
     medians = []
