@@ -64,6 +64,20 @@ def _companion(name: str, torch: Any) -> dict[str, Any] | None:
     return info
 
 
+def _other_devices(torch: Any) -> list[dict[str, Any]]:
+    """Apple MPS and Intel XPU devices: round-tripped like CUDA ones (no bench)."""
+    found: list[dict[str, Any]] = []
+    mps = getattr(getattr(torch, "backends", None), "mps", None)
+    if mps is not None and mps.is_available():
+        found.append({"device": "mps", "name": "Apple MPS", "capability": None})
+    xpu = getattr(torch, "xpu", None)
+    if xpu is not None and xpu.is_available():
+        for index in range(xpu.device_count()):
+            name = xpu.get_device_name(index)
+            found.append({"device": f"xpu:{index}", "name": name, "capability": None})
+    return found
+
+
 def _devices(torch: Any) -> list[dict[str, Any]]:
     found = []
     for index in range(torch.cuda.device_count()):
@@ -192,7 +206,13 @@ def check(options: dict[str, Any]) -> dict[str, Any]:
         except Exception as exc:
             facts["cuda_init_error"] = _error(exc)
     usable = torch.cuda.is_available() and "cuda_init_error" not in facts
-    facts["devices"] = _devices(torch) if usable else []
+    cuda_devices = _devices(torch) if usable else []
+    try:
+        others = _other_devices(torch)
+    except Exception as exc:
+        others = []
+        facts["other_devices_error"] = _error(exc)
+    facts["devices"] = cuda_devices + others
     devices = [entry["device"] for entry in facts["devices"]]
     facts["round_trips"] = [_round_trip(torch, device) for device in ["cpu", *devices]]
     facts["companions"] = {
@@ -200,7 +220,7 @@ def check(options: dict[str, Any]) -> dict[str, Any]:
     }
     if options.get("bench"):
         try:
-            facts["bench"] = _bench(torch, devices, options)
+            facts["bench"] = _bench(torch, [d["device"] for d in cuda_devices], options)
         except Exception as exc:
             facts["bench"] = {"error": _error(exc)}
     return facts

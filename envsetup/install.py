@@ -7,14 +7,17 @@ what runs. Replacing an existing torch build is a decision users make: asked on 
 
 from __future__ import annotations
 
+import contextlib
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import TextIO
+from types import FrameType
+from typing import Any, TextIO
 
 from envsetup.errors import EnvsetupError
 from envsetup.install_args import install_argv
@@ -22,7 +25,15 @@ from envsetup.machine import Machine
 from envsetup.plan import Plan
 from envsetup.verify import Expectation, VerifyReport, verify
 
-__all__ = ["StepFailed", "confirm_replace", "install", "installer_argv", "run_step"]
+__all__ = [
+    "StepFailed",
+    "confirm_replace",
+    "install",
+    "installer_argv",
+    "interruptible",
+    "run_step",
+    "signals_handled",
+]
 
 TAIL_LINES = 12
 
@@ -40,6 +51,28 @@ class StepFailed(EnvsetupError):
         super().__init__(f"step '{step}' failed: {detail}{shown}", hint=hint)
         self.step = step
         self.tail = tuple(tail)
+
+
+def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+@contextlib.contextmanager
+def signals_handled(names: Sequence[str], handler: Any) -> Iterator[None]:
+    """Install `handler` for the named signals (those this OS has) while the block runs."""
+    signals = [getattr(signal, name) for name in names if hasattr(signal, name)]
+    previous = {signum: signal.signal(signum, handler) for signum in signals}
+    try:
+        yield
+    finally:
+        for signum, old in previous.items():
+            signal.signal(signum, old)
+
+
+def interruptible() -> contextlib.AbstractContextManager[None]:
+    """SIGTERM and SIGHUP act like Ctrl-C in the block, so cleanup code runs and the installer
+    is stopped rather than orphaned."""
+    return signals_handled(("SIGTERM", "SIGHUP"), _raise_interrupt)
 
 
 def find_uv() -> str:

@@ -10,24 +10,28 @@ is deleted only after the new one has been verified.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import signal
 import sys
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from types import FrameType
 from typing import TextIO
 
 from envsetup.errors import EnvsetupError
-from envsetup.install import StepFailed, expectation, find_uv, installer_argv, run_step
+from envsetup.install import (
+    StepFailed,
+    expectation,
+    find_uv,
+    installer_argv,
+    run_step,
+    signals_handled,
+)
 from envsetup.machine import Machine
 from envsetup.plan import Plan
 from envsetup.verify import VerifyReport, verify
 
-__all__ = ["VenvResult", "activation_line", "create_venv", "interruptible", "venv_python"]
+__all__ = ["VenvResult", "activation_line", "create_venv", "venv_python"]
 
 
 @dataclass(frozen=True)
@@ -47,36 +51,6 @@ def activation_line(path: Path) -> str:
     if os.name == "nt":
         return str(path / "Scripts" / "activate")
     return f". {path / 'bin' / 'activate'}"
-
-
-def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
-@contextlib.contextmanager
-def interruptible() -> Iterator[None]:
-    """SIGTERM (and SIGHUP) behave like Ctrl-C while the block runs, so cleanup code runs."""
-    names = ("SIGTERM", "SIGHUP")
-    signals = [getattr(signal, name) for name in names if hasattr(signal, name)]
-    previous = {signum: signal.signal(signum, _raise_interrupt) for signum in signals}
-    try:
-        yield
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
-
-
-@contextlib.contextmanager
-def _uninterrupted() -> Iterator[None]:
-    """Rollback must finish: a second Ctrl-C would leave the disk half-restored."""
-    names = ("SIGINT", "SIGTERM", "SIGHUP")
-    signals = [getattr(signal, name) for name in names if hasattr(signal, name)]
-    previous = {signum: signal.signal(signum, signal.SIG_IGN) for signum in signals}
-    try:
-        yield
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
 
 
 def check_target(path: Path, *, force: bool) -> None:
@@ -124,7 +98,8 @@ class _Rollback:
             self.path.rename(self.aside)
 
     def undo(self) -> None:
-        with _uninterrupted():
+        # Rollback must finish: a second Ctrl-C would leave the disk half-restored.
+        with signals_handled(("SIGINT", "SIGTERM", "SIGHUP"), signal.SIG_IGN):
             if self.path.is_dir() and not self.path.is_symlink():
                 shutil.rmtree(self.path)
             if self.aside is not None:

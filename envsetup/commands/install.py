@@ -53,7 +53,7 @@ def announce(plan: Plan) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from envsetup.commands.verify import human
-    from envsetup.install import confirm_replace, install, installer_argv
+    from envsetup.install import confirm_replace, install, installer_argv, interruptible
     from envsetup.resolve import resolve
 
     request = request_from_args(args)
@@ -66,6 +66,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     confirm_replace(plan, python, yes=args.yes, interactive=sys.stdin.isatty())
     announce(plan)
-    report = install(plan, python=python, installer=args.installer, machine=machine)
+    with interruptible():  # SIGTERM stops the installer too, instead of orphaning it
+        report = install(plan, python=python, installer=args.installer, machine=machine)
     print(human(report))
     return 0 if report.ok else 1

@@ -56,9 +56,10 @@ def base_interpreter(value: str | None, installer: str) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from envsetup.commands.verify import human
+    from envsetup.install import interruptible
     from envsetup.installed import interpreter_facts
     from envsetup.resolve import resolve
-    from envsetup.venv import activation_line, check_target, create_venv, interruptible
+    from envsetup.venv import activation_line, check_target, create_venv
 
     path = Path(args.path)
     check_target(path, force=args.force)  # before any probing: refuse early and cheaply
