@@ -598,18 +598,23 @@ def _stable_plan(
             hint="run `envsetup matrix` to list them, or `envsetup matrix update` to refresh",
         )
     skipped: list[str] = []
+    unconfirmed: list[str] = []
     for release in releases:
         if forced is not None and forced.name not in _variants(release, context.platform):
             continue  # a forced backend: releases without it are not worth a line each
         if not release.confirmed and not pinned:
-            skipped.append(
-                f"torch {release.version}: its wheel facts are unconfirmed "
-                f"(--torch {release.version} plans it anyway)"
-            )
+            unconfirmed.append(str(release.version))
             continue
         found = _try_release(context, release, companions)
         if isinstance(found, _Choice):
             plan = _build_plan(context, release, found, companions, skipped)
+            if unconfirmed:
+                at = len(context.reasons)
+                note = (
+                    f"newer torch {', '.join(unconfirmed)} not planned: the matrices cannot "
+                    f"confirm its wheels yet (--torch {unconfirmed[0]} plans it anyway)"
+                )
+                plan = replace(plan, reasons=(*plan.reasons[:at], note, *plan.reasons[at:]))
             if found.minor_compat:
                 plan = replace(
                     plan, alternatives=(*plan.alternatives, _strict(context, spec, companions))
