@@ -166,7 +166,7 @@ def diagnose(
         _kernels(seen, machine, install),
     ]
     companions = facts.get("companions") or {}
-    checks += [_companion(name, info, seen) for name, info in companions.items()]
+    checks += [_companion(name, info, seen, fix) for name, info in companions.items()]
     if expect.torch or expect.variant:
         checks.append(_expected(seen, expect, install))
     checks += [_round_trip(trip, install) for trip in seen.round_trips]
@@ -296,17 +296,15 @@ def _same_release(pin: str, version: str) -> bool:
         return pin == version
 
 
-def _companion(name: str, info: dict[str, Any], seen: _Facts) -> Check:
+def _companion(name: str, info: dict[str, Any], seen: _Facts, fix: str | None) -> Check:
     """A companion that imports, loads its compiled ops, and was built for this exact torch."""
     check = f"companion:{name}"
     installed = str(info.get("installed"))
     pin = info.get("torch_pin")
     built_for = f"built for torch {pin}" if pin else "built for another torch"
-    repin = (
-        f"reinstall {name} from the same index as torch, paired with torch {seen.version} "
-        "(`envsetup install --with "
-        f"{name} --torch {seen.version.split('+')[0]}`)"
-    )
+    release = seen.version.split("+")[0]
+    how = fix or f"envsetup install --with {name} --torch {release} --yes"
+    repin = f"reinstall torch and {name} as a pair from one index: {how}"
     if info.get("error"):
         return Check(
             check,

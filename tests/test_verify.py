@@ -210,7 +210,9 @@ def test_companion_built_for_another_torch_is_operator_does_not_exist(installed)
     assert not vision.ok
     assert "operator torchvision::nms does not exist" in vision.detail
     assert "built for torch 2.5.1+cu121" in vision.detail and "2.5.1+cpu" in vision.detail
-    assert "--with torchvision --torch 2.5.1" in vision.fix
+    assert vision.fix.startswith("reinstall torch and torchvision as a pair from one index: ")
+    assert "--index-url https://download.pytorch.org/whl/cpu" in vision.fix
+    assert "torch==2.5.1+cpu torchaudio==2.5.1+cpu torchvision==0.20.1+cpu" in vision.fix
     audio = by_name(report)["companion:torchaudio"]
     assert not audio.ok and "undefined symbol" in audio.detail
 
