@@ -18,6 +18,7 @@ from packaging.version import InvalidVersion, Version
 from envsetup.errors import UsageError
 from envsetup.machine import Gpu, Machine
 from envsetup.matrices import ArchList
+from envsetup.resolve import visible_gpus
 from envsetup.variants import Variant, parse_variant
 
 __all__ = ["Check", "Expectation", "build_variant", "diagnose"]
@@ -170,7 +171,7 @@ def diagnose(
     if expect.torch or expect.variant:
         checks.append(_expected(seen, expect, install))
     checks += [_round_trip(trip, install) for trip in seen.round_trips]
-    checks.append(_devices(seen, require_gpu, install))
+    checks.append(_devices(seen, machine, require_gpu, install))
     return [check for check in checks if check is not None]
 
 
@@ -361,12 +362,24 @@ def _round_trip(trip: dict[str, Any], install: str) -> Check:
     )
 
 
-def _devices(seen: _Facts, require_gpu: bool, install: str) -> Check:
+def _devices(seen: _Facts, machine: Machine | None, require_gpu: bool, install: str) -> Check:
     if seen.devices:
         listed = "; ".join(f"{d['device']} {d.get('name')}" for d in seen.devices)
         return Check("devices", True, f"{len(seen.devices)} GPU(s) usable: {listed}")
     why = f" ({seen.init_error})" if seen.init_error else ""
     detail = f"no usable GPU{why}; torch runs on the CPU"
-    if require_gpu:
-        return Check("devices", False, detail + " and --require-gpu needs one", install)
-    return Check("devices", True, detail)
+    if not require_gpu:
+        return Check("devices", True, detail)
+    detail += " and --require-gpu needs one"
+    if machine is None or not machine.gpus:
+        return Check("devices", False, detail, "run this on a machine with a GPU")
+    if machine.visible_gpus is not None and not visible_gpus(machine)[0]:
+        # Reinstalling would not help: the GPUs are there, the environment hides them.
+        shown = ",".join(machine.visible_gpus)
+        return Check(
+            "devices",
+            False,
+            f"{detail}; CUDA_VISIBLE_DEVICES={shown!r} hides all {len(machine.gpus)} GPU(s)",
+            "unset CUDA_VISIBLE_DEVICES, or set it to the GPUs to use (CUDA_VISIBLE_DEVICES=0)",
+        )
+    return Check("devices", False, detail, install)

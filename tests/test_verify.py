@@ -11,6 +11,7 @@ import os
 import shlex
 import sys
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -201,6 +202,21 @@ def test_require_gpu_fails_without_a_usable_gpu(installed) -> None:
     check = by_name(report)["devices"]
     assert not check.ok
     assert "Found no NVIDIA driver" in check.detail and "--require-gpu" in check.detail
+
+
+def test_require_gpu_says_when_cuda_visible_devices_hides_every_gpu(
+    installed, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    installed("cu121")
+    monkeypatch.setenv("FAKE_TORCH_GPUS", H100)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    machine = replace(
+        gpu_machine("535.104.05", "12.2", "9.0", "NVIDIA H100 80GB HBM3"), visible_gpus=()
+    )
+    check = by_name(verify(machine=machine, require_gpu=True))["devices"]
+    assert not check.ok
+    assert "CUDA_VISIBLE_DEVICES='' hides all 1 GPU(s)" in check.detail
+    assert check.fix.startswith("unset CUDA_VISIBLE_DEVICES")  # not "install a CPU build"
 
 
 def test_companion_built_for_another_torch_is_operator_does_not_exist(installed) -> None:
