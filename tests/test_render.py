@@ -7,6 +7,7 @@ snippets are parsed back.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import shlex
 import shutil
@@ -54,7 +55,12 @@ NIGHTLY = Plan(
     pre=True,
 )
 FLAT = replace(CU121, index_url=None, find_links="https://mirror.example/flat/cu121")
-UV = Path(sys.executable).with_name("uv")
+_SIBLING_UV = Path(sys.executable).with_name("uv")
+UV = str(_SIBLING_UV) if _SIBLING_UV.exists() else shutil.which("uv")
+NEEDS_UV = pytest.mark.skipif(UV is None, reason="uv is not installed")
+NEEDS_PIP = pytest.mark.skipif(
+    importlib.util.find_spec("pip") is None, reason="pip is not installed in this interpreter"
+)
 
 
 def test_pip_line_uses_index_url_and_exact_pins() -> None:
@@ -241,6 +247,7 @@ def _run(argv: list[str], cwd: Path | None = None) -> subprocess.CompletedProces
     )
 
 
+@NEEDS_PIP
 def test_pip_line_runs_with_dry_run() -> None:
     with serve_fake_index(BUILDS) as served:
         argv = shlex.split(render(_served_plan(served.url), "pip"))
@@ -251,6 +258,7 @@ def test_pip_line_runs_with_dry_run() -> None:
     assert any("/cu121/torch/" in path for path in served.requests)
 
 
+@NEEDS_UV
 def test_uv_line_runs_with_dry_run(tmp_path: Path) -> None:
     venv = tmp_path / "venv"
     subprocess.run(
@@ -268,6 +276,7 @@ def test_uv_line_runs_with_dry_run(tmp_path: Path) -> None:
     assert "+ torchvision==0.20.1+cu121" in result.stderr
 
 
+@NEEDS_PIP
 def test_requirements_file_installs_with_pip_dry_run(tmp_path: Path) -> None:
     with serve_fake_index(BUILDS) as served:
         (tmp_path / "requirements.txt").write_text(render(_served_plan(served.url), "requirements"))
@@ -278,6 +287,7 @@ def test_requirements_file_installs_with_pip_dry_run(tmp_path: Path) -> None:
     assert "Would install torch-2.5.1+cu121 torchvision-0.20.1+cu121" in result.stdout
 
 
+@NEEDS_UV
 def test_uv_project_block_locks_with_real_uv(tmp_path: Path) -> None:
     with serve_fake_index(BUILDS) as served:
         block = render(_served_plan(served.url), "uv-project")
@@ -291,6 +301,7 @@ def test_uv_project_block_locks_with_real_uv(tmp_path: Path) -> None:
     assert versions["torchvision"][0] == "0.20.1+cu121"
 
 
+@NEEDS_PIP
 def test_flat_mirror_line_runs_with_pip_dry_run(tmp_path: Path) -> None:
     build_wheels(FakeBuild("2.5.1", "cu121"), tmp_path / "cu121")
     plan = replace(FLAT, find_links=(tmp_path / "cu121").as_uri())
