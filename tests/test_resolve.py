@@ -5,9 +5,11 @@ from __future__ import annotations
 import shlex
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from packaging.specifiers import SpecifierSet
 
-from envsetup.errors import UsageError
+from envsetup.errors import EnvsetupError, UsageError
 from envsetup.machine import Gpu, Machine, MigDevice, Platform
 from envsetup.matrices import load
 from envsetup.plan import TORCH_FAMILY, Request
@@ -198,3 +200,97 @@ def test_every_cell_plans_exact_pins_through_index_url_only(
     argv = shlex.split(render(plan, "pip"))
     if plan.index_url is not None:
         assert argv[argv.index("--index-url") + 1] == plan.index_url
+
+
+# --- properties over random machines --------------------------------------------------------------
+
+CAPS = [
+    "3.5",
+    "3.7",
+    "5.0",
+    "6.1",
+    "7.0",
+    "7.5",
+    "8.0",
+    "8.6",
+    "8.9",
+    "9.0",
+    "10.0",
+    "11.0",
+    "12.0",
+]
+DRIVERS = [
+    None,
+    "390.48",
+    "470.82.01",
+    "525.60.13",
+    "535.104.05",
+    "550.54.14",
+    "570.124.06",
+    "580.00",
+]
+DRIVERS += ["580.82.07", "595.45.04"]
+
+
+@st.composite
+def machines(draw: st.DrawFn) -> Machine:
+    platform = draw(
+        st.sampled_from(["linux-x86_64", "linux-aarch64", "windows-amd64", "macos-arm64"])
+    )
+    os_name, _, arch = platform.partition("-")
+    nvidia = draw(st.lists(st.sampled_from([*CAPS, None]), max_size=3))
+    amd = draw(
+        st.lists(st.sampled_from(["gfx90a", "gfx1100", "gfx1151", "gfx1103", None]), max_size=1)
+    )
+    gpus = [Gpu(index=i, compute_capability=cc) for i, cc in enumerate(nvidia)]
+    gpus += [Gpu(index=len(gpus) + i, vendor="amd", arch=gfx) for i, gfx in enumerate(amd)]
+    return Machine(
+        platform=Platform(
+            os_name, arch, draw(st.sampled_from(["3.8", "3.9", "3.11", "3.13t", "3.14"]))
+        ),
+        driver_version=draw(st.sampled_from(DRIVERS)),
+        cuda_version=draw(st.sampled_from([None, "11.4", "12.2", "12.8", "13.0"])),
+        gpus=tuple(gpus),
+        visible_gpus=draw(st.sampled_from([None, (), ("0",), ("1", "0")])),
+        xpu=draw(st.booleans()),
+    )
+
+
+requests = st.builds(
+    Request,
+    torch=st.sampled_from([None, "2.5.1", "<2.6", ">=2.9", "2.15.0", "1.12"]),
+    with_=st.sampled_from([(), ("torchvision",), ("torchvision", "torchaudio")]),
+    backend=st.sampled_from(["auto", "cpu", "cuda", "rocm", "cu118", "cu126", "cu130", "xpu"]),
+    policy=st.sampled_from(["compat", "strict"]),
+    channel=st.sampled_from(["stable", "stable", "nightly"]),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(machines(), requests)
+def test_any_machine_gets_a_rule_abiding_plan_or_a_clear_error(
+    machine: Machine, request: Request
+) -> None:
+    try:
+        plan = resolve(machine, request, MATRICES)
+    except EnvsetupError as error:
+        assert error.message and error.exit_code == 1
+        return
+    assert plan.reasons and plan.packages[0].startswith("torch")
+    if plan.channel != "stable" or not plan.variant.startswith("cu"):
+        return
+    cuda = (int(plan.variant[2:-1]), int(plan.variant[-1]))
+    visible, _ = visible_gpus(machine)
+    for gpu in visible:
+        archs = MATRICES.arch_list(plan.torch, plan.variant, plan.platform)
+        if gpu.vendor == "nvidia" and gpu.compute_capability and archs is not None:
+            assert archs.covers(gpu.compute_capability), (gpu, plan)
+    limit = machine.cuda_version
+    if limit is None and machine.driver_version:
+        limit = MATRICES.max_cuda_for_driver(machine.driver_version, machine.platform.os)
+    native = limit is not None and cuda <= tuple(int(p) for p in limit.split("."))
+    if request.policy == "strict" and limit is not None:
+        assert native, plan
+    if machine.driver_version and not native:
+        floor = MATRICES.minor_compat_floor(cuda[0], machine.platform.os)
+        assert floor is not None and driver_at_least(machine.driver_version, floor), plan
