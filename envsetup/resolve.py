@@ -538,29 +538,35 @@ def _explain(context: _Context, version: str, variant: Variant, notes: tuple[str
     minor_compat = False
     covered = [gpu for gpu in context.nvidia if gpu.compute_capability]
     wheels_have = f" whose wheels include {_sm_list(covered)}" if covered else ""
-    if variant.kind == "cuda" and context.forced is None and context.max_cuda is not None:
-        if _cuda_tuple(variant.cuda or "0.0") <= _cuda_tuple(context.max_cuda):
+    if variant.kind == "cuda":
+        limit = context.max_cuda
+        native = limit is None or _cuda_tuple(variant.cuda or "0.0") <= _cuda_tuple(limit)
+        if context.forced is not None:
+            include = f" and include {_sm_list(covered)}" if covered else ""
             reasons.append(
-                f"{variant} is the newest torch {version} variant ≤ {context.max_cuda}{wheels_have}"
+                f"{variant} as asked: its torch {version} wheels fit the driver{include}"
+            )
+        elif limit is None:
+            reasons.append(f"{variant} is the newest torch {version} CUDA variant{wheels_have}")
+        elif native:
+            reasons.append(
+                f"{variant} is the newest torch {version} variant ≤ {limit}{wheels_have}"
             )
         else:
-            minor_compat = True
-            floor = _driver_floor(context, variant)
             reasons.append(
-                f"no torch {version} variant ≤ {context.max_cuda}{wheels_have} fits; {variant} is "
+                f"no torch {version} variant ≤ {limit}{wheels_have} fits; {variant} is "
                 f"the nearest newer CUDA {variant.cuda_major}.x build"
             )
+        floor = _driver_floor(context, variant)
+        if not native:
+            minor_compat = True
             warnings.append(
-                f"{variant} is newer than the driver's CUDA {context.max_cuda}: it relies on CUDA "
+                f"{variant} is newer than the driver's CUDA {limit}: it relies on CUDA "
                 f"{variant.cuda_major}.x minor-version compatibility (driver ≥ {floor}); PTX JIT "
                 "and run-time compilation (torch.compile/Triton) can need a newer driver; "
                 "--policy strict avoids this"
             )
-    elif variant.kind == "cuda":
-        if context.forced is None:
-            reasons.append(f"{variant} is the newest torch {version} CUDA variant{wheels_have}")
-        if context.driver is None and context.max_cuda is None:
-            floor = _driver_floor(context, variant)
+        if context.driver is None and limit is None:
             warnings.append(
                 f"the NVIDIA driver version is unknown: {variant} needs driver ≥ {floor} "
                 f"on {context.os}; pass --driver to check"
