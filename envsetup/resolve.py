@@ -205,11 +205,11 @@ class _Context:
     driver: str | None
     base: str  # index URL base (PyTorch's or a mirror)
     links: str | None  # flat find-links base of a mirror
+    #: companions the target environment has but the request did not name: kept paired when
+    #: the chosen torch has a partner, never a reason to hold torch back
+    installed: dict[str, str]
     reasons: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
-    #: companions added only because the target environment has them: kept paired when the
-    #: chosen torch has a partner, never a reason to hold torch back
-    installed: dict[str, str] = field(default_factory=dict)
 
     @property
     def nvidia(self) -> tuple[Gpu, ...]:
@@ -254,12 +254,12 @@ def resolve(
         raise UsageError(f"--policy {request.policy!r}: expected compat or strict")
     if request.channel not in ("stable", "test", "nightly"):
         raise UsageError(f"--channel {request.channel!r}: expected stable, test or nightly")
-    context = _context(machine, request, matrices, base, links)
-    context.installed = {
+    bystanders = {
         name: version
         for name, version in (installed or {}).items()
         if name in COMPANIONS and name not in companions
     }
+    context = _context(machine, request, matrices, base, links, installed=bystanders)
     if request.channel != "stable":
         plan = _channel_plan(
             context, spec, {**companions, **dict.fromkeys(context.installed, SpecifierSet())}
@@ -270,7 +270,13 @@ def resolve(
 
 
 def _context(
-    machine: Machine, request: Request, matrices: Matrices, base: str, links: str | None
+    machine: Machine,
+    request: Request,
+    matrices: Matrices,
+    base: str,
+    links: str | None,
+    *,
+    installed: dict[str, str],
 ) -> _Context:
     gpus, notes = visible_gpus(machine)
     backend = request.backend
@@ -320,6 +326,7 @@ def _context(
         driver=machine.driver_version,
         base=base,
         links=links,
+        installed=installed,
         reasons=reasons,
         warnings=[
             *(f"detection: {problem.message}" for problem in machine.errors),
