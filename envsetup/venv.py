@@ -11,6 +11,7 @@ is deleted only after the new one has been verified.
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import signal
 import sys
@@ -48,9 +49,10 @@ def venv_python(path: Path) -> Path:
 
 
 def activation_line(path: Path) -> str:
+    """What to type; quoted, since a path may hold spaces or shell metacharacters."""
     if os.name == "nt":
         return str(path / "Scripts" / "activate")
-    return f". {path / 'bin' / 'activate'}"
+    return f". {shlex.quote(str(path / 'bin' / 'activate'))}"
 
 
 def check_target(path: Path, *, force: bool) -> None:
