@@ -98,7 +98,13 @@ def run(report: Any) -> None:
                     "no:envsetup",
                     own_device,
                 ],
-                "500 tests, plugin `device` fixture (cpu)": [*pytest, plugin_device],
+                # --device cpu: on a GPU machine `auto` would pick the GPU, other work
+                "500 tests, plugin `device` fixture, --device cpu": [
+                    *pytest,
+                    "--device",
+                    "cpu",
+                    plugin_device,
+                ],
             },
         )
         report.ratio("trivial: plugin / -p no:envsetup", with_plugin, bare, "<= 1.05")

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import sys
 from importlib.metadata import PackageNotFoundError, version
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import pytest
 
@@ -241,18 +241,21 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         return
     run = item.config.stash[_RUN]
     if run.settings.device == ("cpu",):
-        pytest.skip(
-            f"gpu test, but --device cpu (from {run.settings.device_source}) forces the CPU"
-        )
+        _skip(f"gpu test, but --device cpu (from {run.settings.device_source}) forces the CPU")
     view = run.view()
     if view.backend is None:
         reason = run.unusable_reason()
         if run.settings.gpu == "require":
             pytest.fail(f"--gpu require (from {run.settings.gpu_source}): {reason}", pytrace=False)
-        pytest.skip(reason)
+        _skip(reason)
     missing = accelerator.unmet(requirement, view)
     if missing:
-        pytest.skip("gpu: " + "; ".join(missing))
+        _skip("gpu: " + "; ".join(missing))
+
+
+def _skip(reason: str) -> NoReturn:
+    """Skip, reported at the test's location rather than at this plugin's line."""
+    raise pytest.skip.Exception(reason, _use_item_location=True)
 
 
 @pytest.fixture
@@ -267,10 +270,12 @@ def device(request: pytest.FixtureRequest) -> Any:
 
 
 def _device_name(run: _Run, request: pytest.FixtureRequest) -> str:
-    view = run.view()
     param: str | None = getattr(request, "param", None)
-    requirement = request.node.stash.get(_REQUIREMENT, None)
     wanted = param or run.settings.device[0]
+    if wanted == "cpu":
+        return wanted  # asking torch would initialise CUDA for nothing
+    view = run.view()
+    requirement = request.node.stash.get(_REQUIREMENT, None)
     try:
         if wanted in ("auto", "all"):
             if requirement is not None and requirement.backend == "mps":
@@ -283,5 +288,5 @@ def _device_name(run: _Run, request: pytest.FixtureRequest) -> str:
         if view.backend is None:
             reason += f": {run.unusable_reason()}"
         if param and run.settings.gpu != "require":
-            pytest.skip(reason)
+            _skip(reason)
         pytest.fail(reason, pytrace=False)

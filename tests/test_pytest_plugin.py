@@ -73,7 +73,12 @@ class Project:
     def nvidia_smi(self, gpus: int = 1) -> None:
         """A fake `nvidia-smi` that answers like the real H100 machine, with `gpus` GPUs."""
         rows = (SMI_DATA / "h100-580-query-gpu.csv").read_text().splitlines()
-        csv = [rows[0]] + [rows[1].replace("0, ", f"{i}, ", 1) + str(i) for i in range(gpus)]
+        csv = [rows[0]]
+        for i in range(gpus):  # distinct index, UUID and bus id per GPU
+            _, name, driver, memory, cc, uuid, bus = rows[1].split(", ")
+            csv.append(
+                ", ".join([str(i), name, driver, memory, cc, f"{uuid[:-1]}{i}", f"{bus[:-1]}{i}"])
+            )
         (self.bin / "query.csv").write_text("\n".join(csv) + "\n")
         shutil.copy(SMI_DATA / "h100-580-table.txt", self.bin / "table.txt")
         script = self.bin / "nvidia-smi"
@@ -262,6 +267,13 @@ def test_each_marker_condition_has_its_reason(project, marker, reason):
     result = project.run()
     result.assert_outcomes(skipped=1)
     assert reasons(result) == [reason]
+
+
+def test_skips_are_reported_at_the_tests_location(project):
+    project.cuda_torch()
+    project.pytester.makepyfile(GPU_TESTS)
+    result = project.run("-rs")
+    result.stdout.fnmatch_lines(["SKIPPED [[]1[]] test_skips_*.py:*: gpu: needs 2 GPUs, 1 visible"])
 
 
 def test_met_conditions_run(project):
