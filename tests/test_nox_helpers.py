@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -125,3 +126,14 @@ def test_cells_parametrize_a_session_with_ids_and_tags(noxfile: Path, served: Se
         assert item["call_spec"] == {"torch": "2.5.1", "variant": cell.variant}
         assert set(item["tags"]) == {cell.tag, cell.runner}
     assert len([name for name in listed if name.startswith("cell(")]) == len(expected)
+
+
+def test_importing_the_integrations_imports_neither_nox_tox_nor_torch() -> None:
+    code = (
+        "import sys, envsetup.nox, envsetup.tox_plugin, envsetup.cells, envsetup.ci_export; "
+        "print(sorted({'nox', 'tox', 'torch'} & set(sys.modules)))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert result.stdout.strip() == "[]"
