@@ -8,13 +8,14 @@ what runs. Replacing an existing torch build is a decision users make: asked on 
 from __future__ import annotations
 
 import contextlib
+import os
 import shlex
 import shutil
 import signal
 import subprocess
 import sys
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import FrameType
 from typing import Any, TextIO
@@ -98,6 +99,18 @@ def installer_argv(plan: Plan, *, installer: str, python: str) -> list[str]:
     return argv
 
 
+#: Settings that add package sources behind the planned index: the `--extra-index-url` route by
+#: which a same-named package from another index can win (uv even prefers extra indexes).
+EXTRA_INDEX_VARIABLES = ("PIP_EXTRA_INDEX_URL", "UV_EXTRA_INDEX_URL", "UV_INDEX")
+
+
+def installer_environment(environ: Mapping[str, str]) -> tuple[dict[str, str], list[str]]:
+    """`environ` without EXTRA_INDEX_VARIABLES, and the names of those that were set."""
+    dropped = [name for name in EXTRA_INDEX_VARIABLES if environ.get(name)]
+    kept = {key: value for key, value in environ.items() if key not in EXTRA_INDEX_VARIABLES}
+    return kept, dropped
+
+
 def _failure_hint(argv: Sequence[str], tail: Sequence[str]) -> str:
     text = "\n".join(tail)
     if any(marker in text for marker in _NO_WHEEL):
@@ -131,10 +144,17 @@ def run_step(
     """Run one step with its output streaming through to `out`; raise StepFailed on failure."""
     out = out or sys.stdout
     tail: deque[str] = deque(maxlen=TAIL_LINES)
+    environ, dropped = installer_environment(os.environ)
+    if dropped:
+        print(
+            f"envsetup: ignoring {', '.join(dropped)}: torch comes only from the planned index",
+            file=out,
+        )
     print(f"$ {shlex.join(argv)}", file=out, flush=True)
     try:
         process = subprocess.Popen(
             list(argv),
+            env=environ,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
