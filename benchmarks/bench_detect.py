@@ -46,7 +46,62 @@ def run(report: Any) -> None:
     report.ratio("stdlib floor / python -c pass", floor, bare)
     if smi is None:
         report.note("no nvidia-smi on PATH: the nvidia-smi comparison needs a GPU machine")
+    else:
+        report.ratio("envsetup detect --json / nvidia-smi", ours, timings["nvidia-smi"], "< 1")
+        query = timings["nvidia-smi --query-gpu=...,compute_cap,... --format=csv"]
+        report.ratio("envsetup detect --json / nvidia-smi --query-gpu", ours, query)
+    module_argv = commands["python -m envsetup detect --json"]
+    _light_the_torch(report, commands.get("envsetup detect --json (console script)", module_argv))
+
+
+#: light-the-torch's own detection, as `ltt install` runs it before choosing an index.
+LTT_DETECT = "import light_the_torch._cb as cb; cb.detect_compatible_computation_backends()"
+
+
+def _light_the_torch(report: Any, ours: list[str]) -> None:
+    """The same machine, the same run: light-the-torch's detection in a throwaway venv."""
+    import subprocess
+    import tempfile
+
+    report.section("envsetup detect vs light-the-torch detection (round-robin)")
+    if sys.version_info < (3, 10):
+        report.note("light-the-torch: not available (it needs Python >= 3.10)")
         return
-    report.ratio("envsetup detect --json / nvidia-smi", ours, timings["nvidia-smi"], "< 1")
-    query = timings["nvidia-smi --query-gpu=...,compute_cap,... --format=csv"]
-    report.ratio("envsetup detect --json / nvidia-smi --query-gpu", ours, query)
+    base = getattr(sys, "_base_executable", sys.executable)
+    with tempfile.TemporaryDirectory(prefix="envsetup-bench-ltt-") as folder:
+        python = str(
+            Path(folder) / ("Scripts/python.exe" if sys.platform == "win32" else "bin/python")
+        )
+        steps = [
+            [base, "-m", "venv", folder],
+            [python, "-m", "pip", "install", "-q", "light-the-torch", "pip<26.1"],
+            [python, "-c", LTT_DETECT],
+        ]
+        for step in steps:
+            try:
+                done = subprocess.run(step, capture_output=True, timeout=300, check=False)
+                failed = done.returncode != 0
+            except (OSError, subprocess.TimeoutExpired):
+                failed = True
+            if failed:
+                report.note(f"light-the-torch: not available (`{' '.join(step[1:4])}` failed)")
+                return
+        version = subprocess.run(
+            [python, "-c", "import light_the_torch; print(light_the_torch.__version__)"],
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout.strip()
+        bare, ltt, envsetup = report.race(
+            {
+                "python -c pass (light-the-torch's venv)": [python, "-c", "pass"],
+                f"light-the-torch {version} detect_compatible_computation_backends()": [
+                    python,
+                    "-c",
+                    LTT_DETECT,
+                ],
+                "envsetup detect --json": ours,
+            }
+        )
+    report.ratio("envsetup detect --json / light-the-torch detection", envsetup, ltt)
+    report.ratio("light-the-torch detection / python -c pass", ltt, bare)

@@ -60,6 +60,11 @@ class Report:
                 samples[label].append((time.perf_counter() - started) * 1000)
         return [self._row(label, samples[label]) for label in commands]
 
+    def rows(self, samples: Mapping[str, Sequence[float]]) -> list[float]:
+        """Print the median row of samples the caller measured (steps needing their own set-up,
+        such as a fresh target directory per run); returns the medians."""
+        return [self._row(label, values) for label, values in samples.items()]
+
     def call(self, label: str, function: Callable[[], object], runs: int | None = None) -> float:
         """Median wall time in ms of `function()`."""
         function()
