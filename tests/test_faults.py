@@ -98,6 +98,18 @@ def test_binary_junk_through_the_cli_is_exit_0_with_valid_json(tmp_path: Path) -
         assert "exit" in document["errors"][0]["message"]
 
 
+def test_nvidia_smi_flooding_its_output_is_stopped_without_filling_memory(tmp_path: Path) -> None:
+    """Before the bound, an endless output was buffered until the timeout: ~600 MB a second."""
+    fakes.nvidia_driver(tmp_path)
+    fakes.fake_tool(tmp_path / "bin", "nvidia-smi", then="exec yes '| NVIDIA-SMI 580.159.04 |'")
+    started = time.monotonic()
+    machine = _detect(tmp_path, timeout=30)
+    assert time.monotonic() - started < 10  # stopped at the bound, long before the timeout
+    (problem,) = machine.errors
+    assert problem.kind == "unparseable" and "printed more than 8 MiB" in problem.message
+    assert machine.driver_version == "580.159.04"
+
+
 @pytest.mark.parametrize("library", ["libnvidia-ml.so.1", "libcuda.so.1"])
 @pytest.mark.parametrize(
     "content", [b"", b"\x7fELF junk that is not a library"], ids=["empty", "junk"]

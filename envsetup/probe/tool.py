@@ -10,9 +10,10 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from envsetup.machine import Problem
 
@@ -68,7 +69,7 @@ def run_tool(
     except OSError as error:
         return ToolResult(problem=Problem("not_found", f"{name} could not be started: {error}"))
     try:
-        stdout, stderr = process.communicate(timeout=timeout)
+        stdout, stderr = _communicate(process, timeout)
     except subprocess.TimeoutExpired:
         _kill(process.pid, posix)
         process.kill()
@@ -81,11 +82,63 @@ def run_tool(
                 "for Xid errors, or raise --timeout",
             )
         )
+    except OverflowError:
+        _kill(process.pid, posix)
+        process.kill()
+        process.wait()
+        return ToolResult(
+            problem=Problem(
+                "unparseable",
+                f"{name} printed more than {MAX_OUTPUT >> 20} MiB and was stopped",
+                hint=f"run {name} yourself to see what it prints",
+            )
+        )
     return ToolResult(
         stdout=stdout.decode("utf-8", "replace"),
         stderr=stderr.decode("utf-8", "replace"),
         returncode=process.returncode,
     )
+
+
+#: The most a tool may print: `nvidia-smi -q` for 16 GPUs is about 200 KB. Without a bound, a
+#: tool that floods its output (a broken wrapper) fills memory at hundreds of MB per second.
+MAX_OUTPUT = 8 << 20
+
+
+def _communicate(process: Any, timeout: float) -> tuple[bytes, bytes]:
+    """`process.communicate(timeout)` that raises OverflowError past MAX_OUTPUT bytes."""
+    import subprocess
+    import threading
+
+    buffers = (bytearray(), bytearray())
+    flooded = threading.Event()
+
+    def pump(stream: Any, buffer: bytearray) -> None:
+        while chunk := stream.read1(65536):
+            buffer += chunk
+            if len(buffers[0]) + len(buffers[1]) > MAX_OUTPUT:
+                flooded.set()
+                return
+
+    pumps = [
+        threading.Thread(target=pump, args=(stream, buffer), daemon=True)
+        for stream, buffer in zip((process.stdout, process.stderr), buffers)
+    ]
+    for thread in pumps:
+        thread.start()
+    deadline = time.monotonic() + timeout
+    while any(thread.is_alive() for thread in pumps):
+        if flooded.is_set():
+            raise OverflowError
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise subprocess.TimeoutExpired(process.args, timeout)
+        for thread in pumps:
+            thread.join(min(left, 0.05))
+    if flooded.is_set():
+        raise OverflowError
+    process.wait(max(deadline - time.monotonic(), 0.01))
+    return bytes(buffers[0]), bytes(buffers[1])
 
 
 def _kill(pid: int, posix: bool) -> None:
