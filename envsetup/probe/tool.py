@@ -71,9 +71,7 @@ def run_tool(
     try:
         stdout, stderr = _communicate(process, timeout)
     except subprocess.TimeoutExpired:
-        _kill(process.pid, posix)
-        process.kill()
-        process.wait()
+        _kill(process, posix)
         return ToolResult(
             problem=Problem(
                 "timeout",
@@ -83,9 +81,7 @@ def run_tool(
             )
         )
     except OverflowError:
-        _kill(process.pid, posix)
-        process.kill()
-        process.wait()
+        _kill(process, posix)
         return ToolResult(
             problem=Problem(
                 "unparseable",
@@ -141,11 +137,12 @@ def _communicate(process: Any, timeout: float) -> tuple[bytes, bytes]:
     return bytes(buffers[0]), bytes(buffers[1])
 
 
-def _kill(pid: int, posix: bool) -> None:
+def _kill(process: Any, posix: bool) -> None:
     """Kill the tool's whole process group: a wrapper script's children must not outlive it."""
-    if not posix:
-        return
-    import signal
+    if posix:
+        import signal
 
-    with contextlib.suppress(OSError):
-        os.killpg(pid, signal.SIGKILL)
+        with contextlib.suppress(OSError):
+            os.killpg(process.pid, signal.SIGKILL)
+    process.kill()
+    process.wait()
