@@ -12,7 +12,7 @@ import os
 import re
 import shlex
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,6 +37,12 @@ _UNITS = {
 }
 _BACKEND_LABELS = {"cuda": "CUDA", "rocm": "ROCm", "mps": "MPS"}
 _KIND_LABELS = {"cpu": "CPU-only", "cuda": "CUDA", "rocm": "ROCm", "xpu": "XPU"}
+#: A PyPI torch wheel's CUDA dependency: "nvidia-cuda-runtime-cu12==12.4.127; ..." up to 2.10,
+#: "cuda-toolkit[cublas,cudart,...]==13.0.2; ..." from 2.11 (seen on the H100 machine).
+_CUDA_RUNTIME = re.compile(
+    r"(?:nvidia-cuda-runtime(?:-cu\d+)?|cuda-toolkit\[[^\]]*\bcudart\b[^\]]*\])"
+    r"\s*\(?\s*==\s*(\d+)\.(\d+)"
+)
 _MEMORY = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*$", re.IGNORECASE)
 
 
@@ -291,8 +297,9 @@ def _gpu_entries(gpu: Gpu) -> tuple[str, ...]:
     return migs if gpu.mig_enabled and migs else (str(gpu.index),)
 
 
-def torch_dist_build(version: str | None) -> str:
-    """Describe an installed torch from its version string alone (no import)."""
+def torch_dist_build(version: str | None, requires: Sequence[str] = ()) -> str:
+    """Describe an installed torch from its metadata alone (no import): the local version tag
+    ("+cu130"), else the CUDA runtime a PyPI wheel depends on."""
     if version is None:
         return "not installed"
     local = version.partition("+")[2]
@@ -305,6 +312,10 @@ def torch_dist_build(version: str | None) -> str:
             return f"{local} build"
         numbers = ".".join(map(str, variant.version))
         return " ".join(filter(None, (_KIND_LABELS[variant.kind], numbers, "build")))
+    for line in requires:
+        runtime = _CUDA_RUNTIME.match(line)
+        if runtime:
+            return f"CUDA {runtime[1]}.{runtime[2]} build from PyPI"
     return "PyPI build"
 
 
@@ -336,9 +347,11 @@ def driver_summary(machine: Machine) -> str:
     return ", ".join(parts)
 
 
-def why_unusable(view: TorchView, machine: Machine, fix: str | None) -> str:
-    """Why torch uses no accelerator on this machine, and what to run about it."""
+def why_unusable(view: TorchView, machine: Machine, fix: Callable[[], str | None]) -> str:
+    """Why torch uses no accelerator on this machine, and what to do about it; `fix` (the
+    planner's install command) is asked for only when installing another build is the cure."""
     torch_name = f"torch {view.version}" if view.version else "torch"
+    install = True
     if view.problem:
         cause = view.problem
     elif not machine.gpus:
@@ -347,6 +360,8 @@ def why_unusable(view: TorchView, machine: Machine, fix: str | None) -> str:
         cause = f"{torch_name} is a CPU-only build"
     elif machine.visible_gpus == ():
         cause = f"CUDA_VISIBLE_DEVICES hides every GPU from {torch_name}"
+        cause += " — fix: unset it or list a GPU in it"
+        install = False
     elif view.cuda and machine.cuda_version and _newer(view.cuda, machine.cuda_version):
         cause = f"{torch_name} is built for CUDA {view.cuda}, newer than the driver supports"
     elif view.hip and not machine.amd_gpus:
@@ -355,9 +370,11 @@ def why_unusable(view: TorchView, machine: Machine, fix: str | None) -> str:
         cause = f"{torch_name} is a CUDA build, these GPUs need a ROCm build"
     else:
         cause = f"{torch_name} ({view.build}) cannot use it"
+        install = False
     where = driver_summary(machine)
     present = f"{describe_gpus(machine)} present" + (f" ({where})" if where else "")
-    return f"{present}, but {cause}" + (f" — fix: {fix}" if fix else "")
+    command = fix() if install else None
+    return f"{present}, but {cause}" + (f" — fix: {command}" if command else "")
 
 
 def _newer(left: str, right: str) -> bool:

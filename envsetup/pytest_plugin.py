@@ -10,9 +10,10 @@ test or the `device` fixture runs.
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
-from importlib.metadata import PackageNotFoundError, version
+from importlib.metadata import PackageNotFoundError, distribution
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import pytest
@@ -56,7 +57,7 @@ class _Run:
         """Why torch uses no accelerator, with the planner's fix when a GPU is present."""
         if self._unusable is None:
             view, machine = self.view(), self.machine()
-            fix = accelerator.fix_command(machine, view.version) if machine.gpus else None
+            fix = functools.partial(accelerator.fix_command, machine, view.version)
             self._unusable = accelerator.why_unusable(view, machine, fix)
         return self._unusable
 
@@ -155,10 +156,12 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     run = config.stash[_RUN]
     machine = run.machine()
     try:
-        torch_version: str | None = version("torch")
+        torch = distribution("torch")
     except PackageNotFoundError:
-        torch_version = None
-    build = accelerator.torch_dist_build(torch_version)
+        torch_version, build = None, accelerator.torch_dist_build(None)
+    else:
+        torch_version = torch.version
+        build = accelerator.torch_dist_build(torch_version, torch.requires or ())
     gpus = accelerator.describe_gpus(machine) or "no GPU detected"
     hardware = "; ".join(filter(None, (gpus, accelerator.driver_summary(machine))))
     settings = run.settings

@@ -330,6 +330,31 @@ def test_torch_build_is_read_from_the_version_alone(version, build):
     assert acc.torch_dist_build(version) == build
 
 
+@pytest.mark.parametrize(
+    ("requires", "build"),
+    [
+        (
+            ['nvidia-cuda-runtime-cu12==12.4.127; platform_system == "Linux"'],
+            "CUDA 12.4 build from PyPI",
+        ),
+        (
+            ["filelock", 'nvidia-cuda-runtime==13.0.96; platform_system == "Linux"'],
+            "CUDA 13.0 build from PyPI",
+        ),
+        (["nvidia-cuda-runtime-cu11 (==11.7.99)"], "CUDA 11.7 build from PyPI"),
+        (
+            ['cuda-toolkit[cublas,cudart,cufft]==13.0.2; platform_system == "Linux"'],
+            "CUDA 13.0 build from PyPI",
+        ),
+        (["cuda-toolkit[cublas]==13.0.2"], "PyPI build"),
+        (["filelock", "sympy>=1.13.3"], "PyPI build"),
+    ],
+)
+def test_pypi_torch_build_is_read_from_its_cuda_dependency(requires, build):
+    assert acc.torch_dist_build("2.11.0", requires) == build
+    assert acc.torch_dist_build("2.11.0+cu126", requires) == "CUDA 12.6 build"
+
+
 def test_expected_device_follows_build_and_hardware():
     assert acc.expected_device(H100_MACHINE, "CUDA 13.0 build") == "cuda:0"
     assert acc.expected_device(H100_MACHINE, "CPU-only build") == "cpu"
@@ -363,7 +388,8 @@ def test_gpu_summary_groups_identical_names():
         (
             acc.TorchView("2.13.0+cu130", cuda="13.0"),
             Machine(LINUX, cuda_version="13.0", gpus=(H100,), visible_gpus=()),
-            "but CUDA_VISIBLE_DEVICES hides every GPU from torch 2.13.0+cu130",
+            "but CUDA_VISIBLE_DEVICES hides every GPU from torch 2.13.0+cu130 — fix: unset it or "
+            "list a GPU in it",
         ),
         (
             acc.TorchView("2.5.1+rocm6.2", hip="6.2"),
@@ -379,18 +405,20 @@ def test_gpu_summary_groups_identical_names():
     ids=["cpu-build", "missing", "driver-too-old", "hidden", "rocm-on-nvidia", "other"],
 )
 def test_why_unusable_names_the_cause(view, machine, cause):
-    reason = acc.why_unusable(view, machine, fix=None)
+    asked: list[bool] = []
+    reason = acc.why_unusable(view, machine, fix=lambda: asked.append(True))
     assert reason.startswith("NVIDIA H100 80GB HBM3 present")
     assert reason.endswith(cause)
+    assert asked == ([] if cause.endswith(("list a GPU in it", "cannot use it")) else [True])
 
 
 def test_why_unusable_appends_the_fix_and_says_when_no_gpu_exists():
-    reason = acc.why_unusable(CPU_TORCH, H100_MACHINE, "pip install torch==2.13.0+cu130")
+    reason = acc.why_unusable(CPU_TORCH, H100_MACHINE, lambda: "pip install torch==2.13.0+cu130")
     assert reason == (
         "NVIDIA H100 80GB HBM3 present (driver 580.159.04, CUDA ≤ 13.0), but torch 2.13.0+cpu is a "
         "CPU-only build — fix: pip install torch==2.13.0+cu130"
     )
-    assert acc.why_unusable(CPU_TORCH, Machine(LINUX), None) == (
+    assert acc.why_unusable(CPU_TORCH, Machine(LINUX), lambda: None) == (
         "no usable GPU: torch 2.13.0+cpu (CPU-only build) sees none and none was detected"
     )
 

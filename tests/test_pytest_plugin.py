@@ -34,6 +34,19 @@ VISIBILITY = (
 )
 
 
+def _real_gpu() -> bool:
+    from envsetup.detect import detect
+
+    return bool(detect().gpus)
+
+
+#: NVML and the driver's /proc files are probed before nvidia-smi, so on a GPU machine the real
+#: GPU shows through the fake; tests that simulate the hardware run on CPU machines only.
+simulated_hardware = pytest.mark.skipif(
+    _real_gpu(), reason="a real GPU is detected here; the fake nvidia-smi cannot hide it"
+)
+
+
 class Project:
     """A pytester project plus the knobs that simulate a machine: torch build, GPUs, driver."""
 
@@ -47,7 +60,8 @@ class Project:
         self.site = pytester.mkdir("site")
         self.bin = pytester.mkdir("bin")
         monkeypatch.setenv("PATH", f"{self.bin}{os.pathsep}{os.environ['PATH']}")
-        monkeypatch.setenv("PYTHONPATH", str(self.site))
+        outer = os.environ.get("PYTHONPATH")  # keeps envsetup importable where it is not installed
+        monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(self.site), outer])))
         pytester.syspathinsert(self.site)
         self.imports = pytester.path / "torch-imports.log"
         monkeypatch.setenv("FAKE_TORCH_IMPORT_LOG", str(self.imports))
@@ -176,6 +190,7 @@ def test_options_are_documented_in_help(project):
 # --------------------------------------------------------------------------- header
 
 
+@simulated_hardware
 def test_header_without_gpu_or_torch(project):
     result = project.run("--co")
     result.stdout.fnmatch_lines(
@@ -186,6 +201,7 @@ def test_header_without_gpu_or_torch(project):
     )
 
 
+@simulated_hardware
 def test_header_with_h100_and_cpu_torch_warns(project):
     project.torch()
     project.nvidia_smi()
@@ -201,6 +217,7 @@ def test_header_with_h100_and_cpu_torch_warns(project):
     assert project.torch_imports() == 0
 
 
+@simulated_hardware
 def test_header_with_two_gpus_and_cuda_torch(project):
     project.cuda_torch()
     project.nvidia_smi(gpus=2)
@@ -218,6 +235,7 @@ def test_header_with_two_gpus_and_cuda_torch(project):
 # --------------------------------------------------------------------------- gpu marker
 
 
+@simulated_hardware
 def test_gpu_tests_skip_without_gpu_with_a_reason(project):
     project.torch()
     project.pytester.makepyfile(GPU_TESTS)
@@ -403,6 +421,7 @@ def test_class_marker_applies_to_its_methods(project):
 # --------------------------------------------------------------------------- GPU present, unusable
 
 
+@simulated_hardware
 def test_gpu_present_but_cpu_torch_says_why_and_how_to_fix(project):
     project.torch()
     project.nvidia_smi()
@@ -419,6 +438,7 @@ def test_gpu_present_but_cpu_torch_says_why_and_how_to_fix(project):
     )
 
 
+@simulated_hardware
 def test_cuda_torch_newer_than_the_driver_is_explained(project, monkeypatch):
     project.torch("2.13.0+cu130", cuda="13.0")  # the fake sees no GPU: what an old driver causes
     project.nvidia_smi()
@@ -436,6 +456,7 @@ def test_cuda_torch_newer_than_the_driver_is_explained(project, monkeypatch):
 # --------------------------------------------------------------------------- --gpu modes
 
 
+@simulated_hardware
 def test_gpu_require_fails_the_run_on_cpu_only_torch(project):
     project.torch()
     project.nvidia_smi()
@@ -543,6 +564,7 @@ def test_device_setting_precedence_cli_env_ini(project, monkeypatch):
     assert printed_devices(project.run("-s", "--device", "cuda")) == ["cuda:0"]
 
 
+@simulated_hardware
 def test_forced_device_torch_cannot_use_fails_with_the_reason(project, monkeypatch):
     project.torch()
     project.nvidia_smi()
@@ -600,6 +622,7 @@ def test_device_list_parametrizes_with_stable_ids(project):
     result.assert_outcomes(passed=5)
 
 
+@simulated_hardware
 def test_device_all_uses_the_probes_and_skips_what_torch_cannot_use(project):
     project.torch()  # CPU torch on a two-GPU machine
     project.nvidia_smi(gpus=2)
@@ -619,6 +642,7 @@ def test_device_all_uses_the_probes_and_skips_what_torch_cannot_use(project):
     )
 
 
+@simulated_hardware
 def test_device_all_without_gpus_is_just_cpu(project):
     project.torch()
     project.pytester.makepyfile(DEVICE_TEST)
@@ -638,6 +662,7 @@ def pytest_sessionfinish(session):
 """
 
 
+@simulated_hardware
 def test_a_suite_without_gpu_tests_never_imports_torch(project):
     project.cuda_torch()
     project.nvidia_smi()
@@ -709,6 +734,7 @@ def test_xdist_more_workers_than_gpus_share_round_robin_with_a_warning(project, 
     result.stdout.fnmatch_lines(["*envsetup: 3 xdist workers share 2 GPU(s) round-robin*"])
 
 
+@simulated_hardware
 def test_xdist_pins_detected_gpus_and_device_is_the_workers_gpu(project):
     project.cuda_torch(gpus=f"{H100};NVIDIA H100 NVL:95830:9.0")
     project.nvidia_smi(gpus=2)
@@ -730,6 +756,7 @@ def test_gpu(n, device):
     assert visible_by_worker(project.pytester.path) == {"gw0": {"0"}, "gw1": {"1"}}
 
 
+@simulated_hardware
 def test_xdist_device_all_collects_identically_and_does_not_pin(project):
     project.cuda_torch(gpus=f"{H100};{H100}")
     project.nvidia_smi(gpus=2)
