@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -22,7 +21,7 @@ from typing import Any
 TESTS = 500
 #: As in run.py: children may reuse bytecode, like an installed package.
 ENV = {key: value for key, value in os.environ.items() if key != "PYTHONDONTWRITEBYTECODE"}
-FAKE_TORCH = Path(__file__).resolve().parent.parent / "tests" / "fake_torch" / "torch"
+TESTS_DIR = Path(__file__).resolve().parent.parent / "tests"
 
 TRIVIAL = "".join(f"def test_{i}():\n    pass\n\n" for i in range(TESTS))
 USES_DEVICE = f"""import pytest
@@ -48,8 +47,18 @@ def _suite(root: Path, name: str, text: str, conftest: str | None = None) -> Pat
     if conftest is not None:
         (folder / "conftest.py").write_text(conftest)
     if importlib.util.find_spec("torch") is None:
-        shutil.copytree(FAKE_TORCH, folder / "torch")  # rootdir is on sys.path (prepend mode)
+        _fake_torch().install(folder)  # the test folder is on sys.path (prepend import mode)
     return folder
+
+
+def _fake_torch() -> Any:
+    spec = importlib.util.spec_from_file_location(
+        "fake_torch", TESTS_DIR / "fake_torch" / "__init__.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def _paired(report: Any, runs: int, rows: dict[str, list[str]]) -> list[float]:

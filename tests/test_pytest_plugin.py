@@ -8,13 +8,14 @@ import re
 import shutil
 import sys
 from pathlib import Path
+from typing import Any
 
+import fake_torch
 import pytest
 
 pytest_plugins = ["pytester"]
 
 HERE = Path(__file__).parent
-FAKE_TORCH = HERE / "fake_torch" / "torch"
 SMI_DATA = HERE / "data" / "nvidia-smi"
 H100 = "NVIDIA H100 80GB HBM3:81559:9.0"
 CLEARED = (
@@ -67,22 +68,23 @@ class Project:
         monkeypatch.setenv("FAKE_TORCH_IMPORT_LOG", str(self.imports))
 
     def torch(
-        self, version: str = "2.13.0+cpu", *, cuda: str | None = None, gpus: str = "", **env: str
+        self,
+        version: str = "2.13.0+cpu",
+        *,
+        cuda: str | None = None,
+        hip: str | None = None,
+        archs: tuple[str, ...] = (),
+        gpus: str = "",
+        **env: str,
     ) -> None:
-        """Install the fake torch (package and dist-info, so metadata reads work) as `version`."""
-        shutil.copytree(FAKE_TORCH, self.site / "torch")
-        info = self.site / f"torch-{version}.dist-info"
-        info.mkdir()
-        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: torch\nVersion: {version}\n")
-        self.monkeypatch.setenv("FAKE_TORCH_VERSION", version)
+        """Install the fake torch `version` on a machine with `gpus` ("name:MiB:cc;...")."""
+        fake_torch.install(self.site, version, cuda=cuda, hip=hip, archs=archs)
         self.monkeypatch.setenv("FAKE_TORCH_GPUS", gpus)
-        if cuda:
-            self.monkeypatch.setenv("FAKE_TORCH_CUDA", cuda)
         for name, value in env.items():
             self.monkeypatch.setenv(f"FAKE_TORCH_{name.upper()}", value)
 
-    def cuda_torch(self, gpus: str = H100, **env: str) -> None:
-        self.torch("2.13.0+cu130", cuda="13.0", gpus=gpus, **env)
+    def cuda_torch(self, gpus: str = H100, **options: Any) -> None:
+        self.torch("2.13.0+cu130", cuda="13.0", gpus=gpus, **options)
 
     def nvidia_smi(self, gpus: int = 1) -> None:
         """A fake `nvidia-smi` that answers like the real H100 machine, with `gpus` GPUs."""
@@ -311,7 +313,7 @@ def test_met_conditions_run(project):
 
 
 def test_missing_kernels_for_the_gpu_skip(project):
-    project.cuda_torch(gpus="NVIDIA GeForce RTX 5090:32607:12.0", archs="sm_80,sm_90")
+    project.cuda_torch(gpus="NVIDIA GeForce RTX 5090:32607:12.0", archs=("sm_80", "sm_90"))
     project.pytester.makepyfile("import pytest\n\n@pytest.mark.gpu\ndef test_x():\n    pass\n")
     result = project.run()
     assert reasons(result) == [
@@ -440,7 +442,7 @@ def test_gpu_present_but_cpu_torch_says_why_and_how_to_fix(project):
 
 @simulated_hardware
 def test_cuda_torch_newer_than_the_driver_is_explained(project, monkeypatch):
-    project.torch("2.13.0+cu130", cuda="13.0")  # the fake sees no GPU: what an old driver causes
+    project.cuda_torch(driver_cuda="12.2")  # the fake runtime refuses, like an old driver does
     project.nvidia_smi()
     monkeypatch.setenv("ENVSETUP_CUDA_VERSION", "12.2")
     monkeypatch.setenv("ENVSETUP_CUDA_DRIVER_VERSION", "535.104.05")
