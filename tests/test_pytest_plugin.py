@@ -322,44 +322,44 @@ def test_missing_kernels_for_the_gpu_skip(project):
     ]
 
 
-def test_rocm_and_mps_backends(project):
-    project.torch("2.5.1+rocm6.2", gpus="AMD Instinct MI300X:196592:9.4", hip="6.2")
+@pytest.mark.parametrize(
+    ("build", "runs_on", "expected", "other", "reason"),
+    [
+        (
+            {"version": "2.5.1+rocm6.2", "hip": "6.2", "gpus": "AMD Instinct MI300X:196592:9.4"},
+            'backend="rocm"',
+            "cuda:0",
+            'backend="cuda"',
+            "gpu: needs a CUDA device, torch can use ROCm",
+        ),
+        (
+            {"version": "2.13.0", "mps": "1"},
+            'backend="mps"',
+            "mps",
+            "count=2",
+            "gpu: needs 2 GPUs, MPS is one device",
+        ),
+    ],
+    ids=["rocm", "mps"],
+)
+def test_rocm_and_mps_backends(project, build, runs_on, expected, other, reason):
+    project.torch(**build)
     project.pytester.makepyfile(
-        """
+        f"""
         import pytest
 
-        @pytest.mark.gpu(backend="rocm")
-        def test_rocm(device):
-            assert str(device) == "cuda:0"
+        @pytest.mark.gpu({runs_on})
+        def test_runs(device):
+            assert str(device) == {expected!r}
 
-        @pytest.mark.gpu(backend="cuda")
-        def test_cuda():
+        @pytest.mark.gpu({other})
+        def test_skipped():
             pass
         """
     )
     result = project.run()
     result.assert_outcomes(passed=1, skipped=1)
-    assert reasons(result) == ["gpu: needs a CUDA device, torch can use ROCm"]
-
-
-def test_mps_backend(project):
-    project.torch("2.13.0", mps="1")
-    project.pytester.makepyfile(
-        """
-        import pytest
-
-        @pytest.mark.gpu(backend="mps")
-        def test_mps(device):
-            assert str(device) == "mps"
-
-        @pytest.mark.gpu(count=2)
-        def test_two():
-            pass
-        """
-    )
-    result = project.run()
-    result.assert_outcomes(passed=1, skipped=1)
-    assert reasons(result) == ["gpu: needs 2 GPUs, MPS is one device"]
+    assert reasons(result) == [reason]
 
 
 def test_invalid_marker_arguments_are_a_usage_error_naming_each_test(project):
@@ -736,13 +736,19 @@ def test_xdist_more_workers_than_gpus_share_round_robin_with_a_warning(project, 
     result.stdout.fnmatch_lines(["*envsetup: 3 xdist workers share 2 GPU(s) round-robin*"])
 
 
+def two_gpu_suite(project: Project, gpus: str, tests: str) -> None:
+    """Two detected GPUs, a CUDA torch that sees `gpus`, XDIST_RECORD (6 tests) plus `tests`."""
+    project.cuda_torch(gpus=gpus)
+    project.nvidia_smi(gpus=2)
+    project.pytester.makepyfile(XDIST_RECORD.format(n=6) + tests)
+
+
 @simulated_hardware
 def test_xdist_pins_detected_gpus_and_device_is_the_workers_gpu(project):
-    project.cuda_torch(gpus=f"{H100};NVIDIA H100 NVL:95830:9.0")
-    project.nvidia_smi(gpus=2)
-    project.pytester.makepyfile(
-        XDIST_RECORD.format(n=6)
-        + """
+    two_gpu_suite(
+        project,
+        f"{H100};NVIDIA H100 NVL:95830:9.0",
+        """
 @pytest.mark.gpu
 @pytest.mark.parametrize("n", range(6))
 def test_gpu(n, device):
@@ -751,7 +757,7 @@ def test_gpu(n, device):
     name = torch.cuda.get_device_name(0)
     expected = {"0": "NVIDIA H100 80GB HBM3", "1": "NVIDIA H100 NVL"}
     assert name == expected[os.environ["CUDA_VISIBLE_DEVICES"]]
-"""
+""",
     )
     result = project.run_xdist("-n", "2")
     result.assert_outcomes(passed=12)
@@ -760,16 +766,15 @@ def test_gpu(n, device):
 
 @simulated_hardware
 def test_xdist_device_all_collects_identically_and_does_not_pin(project):
-    project.cuda_torch(gpus=f"{H100};{H100}")
-    project.nvidia_smi(gpus=2)
-    project.pytester.makepyfile(
-        XDIST_RECORD.format(n=4)
-        + """
+    two_gpu_suite(
+        project,
+        f"{H100};{H100}",
+        """
 def test_device(device):
     import torch
     assert torch.cuda.device_count() == 2
-"""
+""",
     )
     result = project.run_xdist("-n", "2", "--device", "all")
-    result.assert_outcomes(passed=7)
+    result.assert_outcomes(passed=9)
     assert set().union(*visible_by_worker(project.pytester.path).values()) == {"<unset>"}
