@@ -14,8 +14,9 @@ from typing import Any
 
 #: Third-party modules envsetup is allowed to import at start-up (its one runtime dependency).
 ALLOWED = {"packaging", "tomli"}
-#: Not modules at all: the standard library's `copy` probes for Jython's org.python.core.
-PROBES = {"org"}
+#: Failed probes of the standard library, not dependencies: `copy` tries Jython's
+#: org.python.core, `platform` (3.12+) tries Windows' _wmi everywhere.
+PROBES = {"org", "_wmi"}
 HEAVY = {"torch", "numpy", "pytest", "nox", "tox", "pip", "setuptools", "pkg_resources"}
 
 
