@@ -64,9 +64,12 @@ class _Run:
     def workerinput(self) -> dict[str, Any] | None:
         return getattr(self.config, "workerinput", None)
 
-    def pins_workers(self) -> bool:
-        """Pin one GPU per xdist worker unless the user chose devices by index or wants all."""
-        return self.settings.device in (("auto",), ("cuda",))
+    def worker_gpus(self) -> tuple[str, tuple[str, ...]]:
+        """The variable and entries xdist workers are pinned to; no entries: no pinning (the
+        user chose devices by index or wants all, or there is no GPU)."""
+        if self.settings.device not in (("auto",), ("cuda",)):
+            return "CUDA_VISIBLE_DEVICES", ()
+        return accelerator.worker_gpus(self.machine(), os.environ)
 
     def param_devices(self) -> tuple[str, ...] | None:
         """Devices `device` is parametrized over (`all` or a list), identical on every worker."""
@@ -138,9 +141,7 @@ class _XdistHooks:
         run = self.run
         if run.settings.device == ("all",):
             node.workerinput["envsetup_devices"] = list(run.param_devices() or ())
-        if not run.pins_workers():
-            return
-        variable, entries = accelerator.worker_gpus(run.machine(), os.environ)
+        variable, entries = run.worker_gpus()
         if not entries:
             return
         node.workerinput["envsetup_gpus"] = list(entries)
@@ -175,6 +176,13 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
         f"envsetup: {hardware}",
         f"envsetup: {torch_label}; device {chosen}; gpu tests {settings.gpu}",
     ]
+    workers = config.getoption("numprocesses", None)  # an int once xdist has read "-n auto"
+    if isinstance(workers, int) and workers > 0:
+        variable, entries = run.worker_gpus()
+        if entries:
+            shared = " (shared round-robin)" if workers > len(entries) else ""
+            pinned = f"{variable}={','.join(entries)}"
+            lines.append(f"envsetup: xdist: {workers} workers, one GPU each from {pinned}{shared}")
     if machine.gpus and build.startswith(("CPU-only", "not installed")):
         lines.append(
             f"envsetup: warning: a GPU is present but {torch_label} cannot use it; gpu tests "

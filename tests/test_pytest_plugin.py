@@ -176,6 +176,14 @@ def test_p_no_envsetup_disables_marker_fixture_header_and_options(project):
     result.stderr.fnmatch_lines(["*unrecognized arguments: --device*"])
 
 
+def test_explicit_p_envsetup_works_without_plugin_autoload(project, monkeypatch):
+    project.torch()
+    monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
+    project.pytester.makepyfile(GPU_TESTS)
+    result = project.pytester.runpytest_subprocess("-p", "envsetup", "--strict-markers")
+    result.assert_outcomes(passed=1, skipped=2)
+
+
 def test_options_are_documented_in_help(project):
     result = project.run("--help")
     result.stdout.fnmatch_lines(
@@ -733,7 +741,13 @@ def test_xdist_more_workers_than_gpus_share_round_robin_with_a_warning(project, 
     result = project.run_xdist("-n", "3")
     result.assert_outcomes(passed=12, warnings=1)
     assert visible_by_worker(project.pytester.path) == {"gw0": {"3"}, "gw1": {"1"}, "gw2": {"3"}}
-    result.stdout.fnmatch_lines(["*envsetup: 3 xdist workers share 2 GPU(s) round-robin*"])
+    result.stdout.fnmatch_lines(
+        [
+            "envsetup: xdist: 3 workers, one GPU each from CUDA_VISIBLE_DEVICES=3,1 "
+            "(shared round-robin)",
+            "*envsetup: 3 xdist workers share 2 GPU(s) round-robin*",
+        ]
+    )
 
 
 def two_gpu_suite(project: Project, gpus: str, tests: str) -> None:
