@@ -11,6 +11,7 @@ detector's job, through the table in `matrices/`.
 
 from __future__ import annotations
 
+import collections
 import csv
 import html
 import itertools
@@ -96,13 +97,10 @@ def _richness(report: SmiReport) -> int:
 def _merge(primary: SmiReport, others: list[SmiReport]) -> SmiReport:
     """`primary` with the facts it lacks taken from the other outputs of the same paste."""
     reports = [primary, *others]
-    gpus = []
-    for gpu in primary.gpus:
-        merged = gpu
-        for other in others:
-            twin = _twin(merged, other.gpus, same_count=len(other.gpus) == len(primary.gpus))
-            merged = _fill(merged, twin) if twin is not None else merged
-        gpus.append(merged)
+    gpus = list(primary.gpus)
+    for other in others:
+        twins = _Twins(other.gpus, by_index=len(other.gpus) == len(gpus))
+        gpus = [_fill(gpu, twin) if (twin := twins.of(gpu)) else gpu for gpu in gpus]
     return replace(
         primary,
         driver_version=next((r.driver_version for r in reports if r.driver_version), None),
@@ -112,24 +110,35 @@ def _merge(primary: SmiReport, others: list[SmiReport]) -> SmiReport:
     )
 
 
-def _twin(gpu: Gpu, candidates: tuple[Gpu, ...], *, same_count: bool) -> Gpu | None:
-    """The same physical GPU in another output: by UUID, else bus id, else position."""
-    for other in candidates:
-        if gpu.uuid and other.uuid:
-            if gpu.uuid == other.uuid:
-                return other
-        elif gpu.bus_id and other.bus_id:
-            if _bus_key(gpu.bus_id) == _bus_key(other.bus_id):
-                return other
-        elif same_count and gpu.index == other.index:
-            return other
-    return None
+class _Twins:
+    """Finds the same physical GPU in another output: by UUID, else bus id, else (when both
+    outputs list as many GPUs) by index. Dictionaries keep a 16-GPU (or hostile) paste linear."""
+
+    def __init__(self, gpus: tuple[Gpu, ...], *, by_index: bool) -> None:
+        self.uuid: dict[str, Gpu] = {}
+        self.bus: dict[str, Gpu] = {}
+        self.index = {gpu.index: gpu for gpu in reversed(gpus)} if by_index else {}
+        for gpu in gpus:
+            self.add(gpu)
+
+    def add(self, gpu: Gpu) -> None:
+        if gpu.uuid:
+            self.uuid.setdefault(gpu.uuid, gpu)
+        if gpu.bus_id:
+            self.bus.setdefault(_bus_key(gpu.bus_id), gpu)
+
+    def of(self, gpu: Gpu) -> Gpu | None:
+        if gpu.uuid and self.uuid:
+            return self.uuid.get(gpu.uuid)
+        if gpu.bus_id and self.bus:
+            return self.bus.get(_bus_key(gpu.bus_id))
+        return self.index.get(gpu.index)
 
 
 def _bus_key(bus_id: str) -> str:
     """ "00000000:03:00.0" and "0000:03:00.0" (older drivers) name the same slot."""
     domain, _, rest = bus_id.lower().partition(":")
-    return f"{int(domain, 16)}:{rest}"
+    return f"{domain.lstrip('0')}:{rest}"
 
 
 def _fill(gpu: Gpu, twin: Gpu) -> Gpu:
@@ -159,7 +168,10 @@ _PREFIXES = (
 )
 # A shell prompt line that runs nvidia-smi: "$ nvidia-smi", "user@host:~# nvidia-smi -q",
 # "PS C:\> nvidia-smi.exe", "C:\Users\me>nvidia-smi". XML lines ("<name>nvidia-smi") are not.
-_PROMPT = re.compile(r"^[^<|]*?[$#%>]\s*(?:sudo\s+)?(?:\S*[/\\])?nvidia-smi(?:\.exe)?\b", re.I)
+# Path segments exclude prompt characters so that a line of "$$$$..." cannot backtrack.
+_PROMPT = re.compile(
+    r"^[^<|]*[$#%>][ \t]*(?:sudo[ \t]+)?(?:[^\s/\\$#%>]*[/\\])*nvidia-smi(?:\.exe)?\b", re.I
+)
 _BOX = str.maketrans({"│": "|", "┃": "|", "─": "-", "━": "-", "═": "=", "\xa0": " ", "\t": "    "})
 
 
@@ -176,7 +188,7 @@ def _clean_lines(text: str) -> list[str]:
                 line = prefix.sub("", line, count=1)
             if line == before:
                 break
-        if _FENCE.match(line) or _PROMPT.match(line):
+        if _FENCE.match(line) or ("nvidia-smi" in line.lower() and _PROMPT.match(line)):
             continue
         lines.append(line.rstrip())
     return _uncomment(lines)
@@ -204,7 +216,7 @@ def _uncomment(lines: list[str]) -> list[str]:
 _VERSION = re.compile(r"\d+(?:\.\d+)+")
 _BUS_ID = re.compile(r"[0-9A-Fa-f]{4,8}:[0-9A-Fa-f]{2}:[0-9A-Fa-f]{2}\.[0-9A-Fa-f]")
 _UUID = re.compile(r"(?:GPU|MIG)-[0-9A-Fa-f][0-9A-Fa-f-]{7,}(?:/\d+/\d+)?")
-_MIB = re.compile(r"(\d+)\s*MiB\b")
+_MIB = re.compile(r"(?<!\d)(\d+)\s*MiB\b")
 _CAPABILITY = re.compile(r"\d{1,2}\.\d")
 
 
@@ -233,7 +245,12 @@ def _version(text: str | None) -> str | None:
 
 def _int(text: str | None) -> int | None:
     value = _value(text)
-    return int(value) if value is not None and value.isdigit() else None
+    return int(value) if value is not None and _is_number(value) else None
+
+
+def _is_number(word: str) -> bool:
+    """ASCII digits only: "²".isdigit() is true, but int("²") raises."""
+    return word.isascii() and word.isdigit()
 
 
 def _mib(text: str | None) -> int | None:
@@ -293,6 +310,7 @@ def _cuda(text: str) -> str | None:
 
 # --- default table ---------------------------------------------------------------------------
 
+_TABLE_HEADER = re.compile(r"NVIDIA-SMI[ \t]+[\d.]+[ \t]+(?:Driver|KMD)[ \t]+Version[ \t]*:")
 _GPU_ROW_END = ("On", "Off", "WDDM", "TCC", "MCDM", "N/A", "ERR!")
 
 
@@ -301,7 +319,8 @@ def _read_table(text: str, lines: list[str]) -> SmiReport | None:
     marks, so box widths and lines that a web page re-wrapped or joined do not matter; a GPU
     row is the cell followed by a cell that starts with a bus id."""
     cells = [" ".join(cell.split()) for cell in " ".join(lines).split("|")]
-    header = re.search(r"NVIDIA-SMI\s+\S+.*?(?:Driver|KMD) Version\s*:", text) is not None
+    header = _TABLE_HEADER.search(text) is not None
+    mig_column = "MIG M." in text
     gpus: list[Gpu] = []
     migs: list[tuple[int, MigDevice]] = []
     section = "gpus"
@@ -312,7 +331,7 @@ def _read_table(text: str, lines: list[str]) -> SmiReport | None:
         elif cell.startswith("Processes"):
             section = "processes"
         elif section == "gpus" and _BUS_ID.match(following):
-            gpu = _table_gpu(cell, following, cells[i + 2 :], mig_column="MIG M." in text)
+            gpu = _table_gpu(cell, following, _gpu_block(cells, i + 2), mig_column=mig_column)
             if gpu is not None:
                 gpus.append(gpu)
         elif section == "mig":
@@ -333,14 +352,13 @@ def _read_table(text: str, lines: list[str]) -> SmiReport | None:
     )
 
 
-def _table_gpu(cell: str, bus_cell: str, rest: list[str], *, mig_column: bool) -> Gpu | None:
+def _table_gpu(cell: str, bus_cell: str, block: list[str], *, mig_column: bool) -> Gpu | None:
     words = cell.split()
-    if len(words) < 2 or not words[0].isdigit():
+    if len(words) < 2 or not _is_number(words[0]):
         return None
     name = cell[len(words[0]) :].strip()
     if words[-1] in _GPU_ROW_END:
         name = name[: -len(words[-1])].strip()
-    block = _gpu_block(rest)
     memory = next((_total(c) for c in block if re.search(r"MiB\s*$", c)), None)
     mig = next((_mig_mode(c) for c in block if c in ("Enabled", "Disabled")), None)
     return Gpu(
@@ -352,21 +370,21 @@ def _table_gpu(cell: str, bus_cell: str, rest: list[str], *, mig_column: bool) -
     )
 
 
-def _gpu_block(cells: list[str]) -> list[str]:
-    """The cells of one GPU's rows: up to the next GPU row or the next section."""
-    block: list[str] = []
-    for i, cell in enumerate(cells):
-        following = cells[i + 1] if i + 1 < len(cells) else ""
-        if _BUS_ID.match(following) or cell.startswith(("Processes", "MIG devices")):
+def _gpu_block(cells: list[str], start: int) -> list[str]:
+    """The cells of one GPU's rows: from `start` up to the next GPU row or section."""
+    end = start
+    while end < len(cells):
+        following = cells[end + 1] if end + 1 < len(cells) else ""
+        if _BUS_ID.match(following) or cells[end].startswith(("Processes", "MIG devices")):
             break
-        block.append(cell)
-    return block
+        end += 1
+    return cells[start:end]
 
 
 def _table_mig(cell: str, memory_cell: str) -> tuple[int, MigDevice] | None:
     """A MIG devices row: "GPU GI CI MIG-Dev" numbers, then "used / total" memory."""
     words = cell.split()
-    if len(words) != 4 or not all(word.isdigit() for word in words):
+    if len(words) != 4 or not all(map(_is_number, words)):
         return None
     gpu, gi, ci, dev = (int(word) for word in words)
     memory = _total(memory_cell) if "/" in memory_cell else None
@@ -374,17 +392,17 @@ def _table_mig(cell: str, memory_cell: str) -> tuple[int, MigDevice] | None:
 
 
 def _attach_migs(gpus: list[Gpu], migs: list[tuple[int, MigDevice]]) -> tuple[Gpu, ...]:
+    by_gpu: dict[int, list[MigDevice]] = {}
+    for index, mig in migs:
+        by_gpu.setdefault(index, []).append(mig)
     return tuple(
-        replace(gpu, mig_devices=tuple(m for index, m in migs if index == gpu.index))
-        if any(index == gpu.index for index, _ in migs)
-        else gpu
+        replace(gpu, mig_devices=tuple(by_gpu[gpu.index])) if gpu.index in by_gpu else gpu
         for gpu in gpus
     )
 
 
 # --- nvidia-smi -q ---------------------------------------------------------------------------
 
-_Q_LINE = re.compile(r"^(\s*)(\S.*?)\s*:(?:\s+(.*))?$")
 _Q_GPU = re.compile(r"^\s*GPU\s+(" + _BUS_ID.pattern + r")\s*$")
 
 
@@ -392,7 +410,7 @@ def _read_query_log(text: str, lines: list[str]) -> SmiReport | None:
     """`nvidia-smi -q`: indented "Key : value" lines. Keys are matched with any width and
     without "(deprecated)"-style suffixes; sections come from indentation when the paste kept
     it, else from the last section header seen."""
-    if "NVSMI LOG" not in text and not re.search(r"^\s*Attached GPUs\s*:", text, re.M):
+    if "NVSMI LOG" not in text and not re.search(r"^[ \t]*Attached GPUs[ \t]*:", text, re.M):
         return None
     gpus: list[_QGpu] = []
     sections: list[tuple[int, str]] = []
@@ -402,20 +420,15 @@ def _read_query_log(text: str, lines: list[str]) -> SmiReport | None:
             gpus.append(_QGpu(bus_id=gpu_header.group(1)))
             sections = []
             continue
-        match = _Q_LINE.match(line)
-        if not match:
-            if line.strip() and gpus:
-                indent = len(line) - len(line.lstrip())
-                sections = [s for s in sections if s[0] < indent] + [(indent, _key(line))]
+        key, colon, value = line.partition(":")  # keys hold no colon; values may
+        if not gpus or not key.strip():
             continue
-        indent_text, key, value = match.groups()
-        indent = len(indent_text)
-        if gpus and not (value or "").strip():
+        indent = len(line) - len(line.lstrip())
+        if not colon or not value.strip():  # a section header: "MIG Mode", "FB Memory Usage"
             sections = [s for s in sections if s[0] < indent] + [(indent, _key(key))]
             continue
-        if gpus:
-            inner = [s[1] for s in sections if s[0] < indent] or [s[1] for s in sections[-1:]]
-            gpus[-1].take(_key(key), value or "", inner)
+        inner = [s[1] for s in sections if s[0] < indent] or [s[1] for s in sections[-1:]]
+        gpus[-1].take(_key(key), value.strip(), inner)
     return SmiReport(
         "query",
         driver_version=_driver(text),
@@ -426,7 +439,7 @@ def _read_query_log(text: str, lines: list[str]) -> SmiReport | None:
 
 def _key(text: str) -> str:
     """ "Minor Number (deprecated)" -> "minor number"."""
-    return re.sub(r"\s*[(\[].*?[)\]]", "", text).strip().lower()
+    return text.partition("(")[0].partition("[")[0].strip().lower()
 
 
 class _QGpu:
@@ -490,6 +503,8 @@ def _read_xml(text: str, lines: list[str]) -> SmiReport | None:
         return SmiReport("xml", problems=(_problem("unparseable", _XML_BROKEN.format(exc=error)),))
     return SmiReport(
         "xml",
+        # 610+ rename the fields in -q and --query-gpu ("KMD Version", kmd_version); the XML
+        # is assumed to follow (no 610 XML sample yet), the old tags still come second.
         driver_version=_version(root.findtext("kmd_version") or root.findtext("driver_version")),
         cuda_version=_version(root.findtext("cuda_umd_version") or root.findtext("cuda_version")),
         gpus=tuple(_xml_gpu(i, gpu) for i, gpu in enumerate(root.iter("gpu"))),
@@ -553,26 +568,27 @@ def _read_version(text: str, lines: list[str]) -> SmiReport | None:
 
 # --- nvidia-smi -L ---------------------------------------------------------------------------
 
-_L_GPU = re.compile(r"^\s*GPU (\d+): (.*?)\s*\(UUID: ?([^)]*)\)")
+_L_GPU = re.compile(r"^\s*GPU (\d+): ([^(]*)\(UUID: ?([^)]*)\)")
 _L_MIG = re.compile(r"^\s*MIG\s+(\S+)\s+Device\s+(\d+):\s*\(UUID: ?([^)]*)\)")
 
 
 def _read_list(text: str, lines: list[str]) -> SmiReport | None:
     """`nvidia-smi -L`: one "GPU i: name (UUID: ...)" line per GPU; indented "MIG ..." lines
     below a GPU are its MIG devices, not GPUs."""
-    gpus: list[Gpu] = []
+    listed: list[tuple[Gpu, list[MigDevice]]] = []
     for line in lines:
         gpu = _L_GPU.match(line)
         mig = _L_MIG.match(line)
         if gpu:
             index, name, uuid = gpu.groups()
-            gpus.append(Gpu(index=int(index), name=_value(name), uuid=_uuid(uuid)))
-        elif mig and gpus:
-            device = _list_mig(*mig.groups())
-            gpus[-1] = replace(
-                gpus[-1], mig_enabled=True, mig_devices=(*gpus[-1].mig_devices, device)
-            )
-    return SmiReport("list", gpus=tuple(gpus)) if gpus else None
+            listed.append((Gpu(index=int(index), name=_value(name), uuid=_uuid(uuid)), []))
+        elif mig and listed:
+            listed[-1][1].append(_list_mig(*mig.groups()))
+    gpus = tuple(
+        replace(gpu, mig_enabled=True, mig_devices=tuple(migs)) if migs else gpu
+        for gpu, migs in listed
+    )
+    return SmiReport("list", gpus=gpus) if gpus else None
 
 
 def _list_mig(profile: str, index: str, uuid_text: str) -> MigDevice:
@@ -617,9 +633,8 @@ def _read_csv(text: str, lines: list[str]) -> SmiReport | None:
         block = itertools.takewhile(lambda row: len(row) == len(columns), rows[header_at + 1 :])
         rows = list(block)
     else:
-        rows = [row for row in rows if row]
-        lengths = [len(row) for row in rows]
-        rows = [row for row in rows if len(row) == max(lengths, key=lengths.count, default=0)]
+        widths = collections.Counter(len(row) for row in rows if row).most_common(1)
+        rows = [row for row in rows if widths and len(row) == widths[0][0]]
         columns = _guess_columns(rows) if rows else []
         # Names and indexes alone look like any comma-separated prose: not enough to go on.
         if not set(columns) & {"uuid", "bus", "driver", "capability", "memory"}:
@@ -628,14 +643,19 @@ def _read_csv(text: str, lines: list[str]) -> SmiReport | None:
         return None
     records = [dict(zip(columns, (cell.strip() for cell in row))) for row in rows]
     drivers = [_version(r.get("driver")) for r in records]
+    gpus: list[Gpu] = []
+    seen = _Twins((), by_index=False)
+    for record in records:
+        gpu = _csv_gpu(len(gpus), record)
+        # --query-compute-apps (one row per process) names a GPU once per process.
+        if seen.of(gpu) is None:
+            gpus.append(gpu)
+            seen.add(gpu)
     return SmiReport(
-        "query",
-        driver_version=next((d for d in drivers if d), None),
-        gpus=tuple(_csv_gpu(i, record) for i, record in enumerate(records)),
+        "query", driver_version=next((d for d in drivers if d), None), gpus=tuple(gpus)
     )
 
 
-_NAME = re.compile(r"[A-Za-z]{2,}.* |.* [A-Za-z]{2,}")
 _FIELD = re.compile(r"[a-z][a-z0-9_.]*")  # a --query-gpu field name: "memory.total"
 
 
@@ -689,10 +709,10 @@ def _guess_columns(rows: list[list[str]]) -> list[str | None]:
     columns = [
         _guess_column([row[col].strip() for row in rows], col) for col in range(len(rows[0]))
     ]
+    counts = collections.Counter(columns)
     first_name = columns.index("name") if "name" in columns else -1
     return [
-        c if c is None or columns.count(c) == 1 or i == first_name else None
-        for i, c in enumerate(columns)
+        c if c is None or counts[c] == 1 or i == first_name else None for i, c in enumerate(columns)
     ]
 
 
@@ -713,7 +733,8 @@ def _guess_column(values: list[str], col: int) -> str | None:
             return name
     if col == 0 and [_int(v) for v in values] == list(range(len(values))):
         return "index"
-    if all(_NAME.search(v) for v in known):  # "Tesla K80", not "P2" or a VBIOS "90.04.23.00.5F"
+    # "Tesla K80", not "P2" or a VBIOS version "90.04.23.00.5F"
+    if all(" " in v and re.search("[A-Za-z]{2}", v) for v in known):
         return "name"
     return None
 
@@ -781,7 +802,8 @@ _FAILURES: tuple[tuple[str, str, str, str], ...] = (
     (
         "not_found",
         r"nvidia-smi[\"']?:?\s*(?:command )?not found|executable file not found"
-        r"|nvidia-smi\S*: No such file or directory|No such file or directory: '?nvidia-smi"
+        r"|nvidia-smi[^\s:]{0,20}: No such file or directory"
+        r"|No such file or directory: '?nvidia-smi"
         r"|not recognized as an internal or external command|is not recognized as the name of"
         # Windows in Chinese, Portuguese, German, French, Spanish
         r"|不是内部或外部命令|reconhecido como um comando interno|nicht als interner oder externer"

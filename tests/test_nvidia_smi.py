@@ -392,3 +392,85 @@ def test_xml_copied_from_html_source_is_unescaped() -> None:
 def test_huge_input_is_bounded() -> None:
     report = parse(read("h100-580-table.txt") + "x" * (MAX_CHARS * 2))
     assert report.driver_version == "580.159.04"
+
+
+# --- several outputs in one paste ------------------------------------------------------------
+
+
+def test_table_and_list_in_one_paste_are_combined() -> None:
+    """The table has memory and bus id, -L the UUID and the name it does not cut."""
+    table = read("h100-580-table.txt").replace(
+        "NVIDIA H100 80GB HBM3   ", "NVIDIA H100 80G...     "
+    )
+    report = parse(read("h100-580-L.txt") + "\n" + table)
+    assert report.format == "table"
+    (gpu,) = report.gpus
+    assert gpu.name == "NVIDIA H100 80GB HBM3"
+    assert gpu.uuid == "GPU-bcfee904-df4b-4b87-881e-903b769eea31"
+    assert (gpu.memory_mib, gpu.bus_id) == (81559, "00000000:00:06.0")
+    assert report.driver_version == "580.159.04"
+
+
+def test_version_output_adds_the_driver_to_a_list() -> None:
+    report = parse(read("h100-580-L.txt") + "\n" + read("h100-580-version.txt"))
+    assert report.format == "list"
+    assert (report.driver_version, report.cuda_version, report.nvml_version) == (
+        "580.159.04",
+        "13.0",
+        "580.159",
+    )
+    assert len(report.gpus) == 1
+
+
+def test_compute_apps_rows_name_each_gpu_once() -> None:
+    """--query-compute-apps repeats the GPU on every process row (lines from a real capture)."""
+    text = (
+        "timestamp, gpu_name, gpu_bus_id, gpu_serial, gpu_uuid, pid, process_name, "
+        "used_gpu_memory [MiB]\n"
+        "2026/06/24 10:17:41.921, NVIDIA GeForce RTX 2080 SUPER, 00000000:0C:00.0, [N/A], "
+        "GPU-00000000-0000-0000-0000-000000000000, 2140, C:\\Windows\\System32\\dwm.exe, [N/A]\n"
+        "2026/06/24 10:17:41.921, NVIDIA GeForce RTX 2080 SUPER, 00000000:0C:00.0, [N/A], "
+        "GPU-00000000-0000-0000-0000-000000000000, 13160, C:\\Windows\\explorer.exe, [N/A]\n"
+    )
+    (gpu,) = parse(text).gpus
+    assert (gpu.name, gpu.bus_id) == ("NVIDIA GeForce RTX 2080 SUPER", "00000000:0C:00.0")
+    assert gpu.memory_mib is None  # used_gpu_memory is a process's, not the GPU's
+
+
+def test_identical_rows_without_ids_stay_separate_gpus() -> None:
+    (first, second) = parse(read("quadro-rtx6000-570-noheader.csv")).gpus
+    assert (first.index, second.index) == (0, 1)
+
+
+def test_list_output_commented_out_in_a_script() -> None:
+    commented = "\n".join("# " + line for line in read("a100-4gpu-mig-on-gpu0-L.txt").splitlines())
+    report = parse(commented)
+    assert [gpu.index for gpu in report.gpus] == [0, 1, 2, 3]
+    assert len(report.gpus[0].mig_devices) == 4
+
+
+# --- hostile input ---------------------------------------------------------------------------
+
+HOSTILE = 40_000
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        pytest.param("$" * HOSTILE, id="prompt-characters"),
+        pytest.param("GPU 0: x (UUID: " * (HOSTILE // 16), id="unclosed-list-lines"),
+        pytest.param("\n" * HOSTILE, id="blank-lines"),
+        pytest.param("# x\n" * (HOSTILE // 4), id="comment-lines"),
+        pytest.param("1" * HOSTILE + " x MiB", id="digit-run"),
+        pytest.param("==============NVSMI LOG==============\n" + " " * HOSTILE, id="q-spaces"),
+        pytest.param("nvidia-smi" * (HOSTILE // 10), id="command-name-run"),
+        pytest.param("|   0  x  On  | 0000:00:00.0 |" * (HOSTILE // 30), id="gpu-row-cells"),
+        pytest.param("1.0, " * (HOSTILE // 5), id="capability-columns"),
+    ],
+)
+def test_hostile_text_is_parsed_without_backtracking_blowup(text: str) -> None:
+    """Shapes that once made a regular expression or a loop quadratic; each now parses in
+    linear time (a regression would make this test take minutes, not fail)."""
+    report = parse(text)
+    assert report.format in {"table", "query", "list", "unknown"}
+    assert all("internal parser error" not in problem.message for problem in report.problems)
