@@ -71,16 +71,18 @@ def _parse(text: str) -> SmiReport:
         primary = max(found, key=lambda report: (bool(report.gpus), _richness(report)))
         report = _merge(primary, [other for other in found if other is not primary])
         return replace(report, problems=report.problems + failures)
-    if reports and (reports[0].problems or not failures):
-        problems = reports[0].problems or (
-            _problem("unparseable", _NOTHING_FOUND.format(fmt=reports[0].format)),
+    recognised = reports[0] if reports else None
+    if recognised is not None and (recognised.problems or not failures):
+        # A known shape with nothing in it: say why, unless a failure text already does.
+        problems = recognised.problems or (
+            _unparseable(_NOTHING_FOUND.format(fmt=recognised.format)),
         )
-        return replace(reports[0], problems=problems + failures)
+        return replace(recognised, problems=problems + failures)
     nvml = _version_after(clean, "NVML library version")
     if failures:
         return SmiReport("error", problems=failures, nvml_version=nvml)
     what = "an empty text" if not clean.strip() else f"{len(lines)} lines in no known format"
-    return SmiReport("unknown", problems=(_problem("unparseable", _UNKNOWN.format(what=what)),))
+    return SmiReport("unknown", problems=(_unparseable(_UNKNOWN.format(what=what)),))
 
 
 # --- combining several outputs of one paste --------------------------------------------------
@@ -293,6 +295,7 @@ def _field(text: str, *labels: str) -> str | None:
 
 
 def _version_after(text: str, label: str) -> str | None:
+    """The version printed after the first "`label`:" (any case), if it is a version."""
     words = r"\s+".join(map(re.escape, label.split()))  # a web page may wrap between them
     match = re.search(rf"{words}\s*:\s*(\S+)", text, re.IGNORECASE)
     return _version(match.group(1)) if match else None
@@ -342,7 +345,7 @@ def _read_table(text: str, lines: list[str]) -> SmiReport | None:
         return None
     # nvidia-smi prints "No devices were found" instead of an empty table, so a header
     # without GPU rows is a cut-off output (or a crash, as WSL's segfaulting nvidia-smi).
-    cut = () if gpus else (_problem("unparseable", _TABLE_CUT),)
+    cut = () if gpus else (_unparseable(_TABLE_CUT),)
     return SmiReport(
         "table",
         driver_version=_driver(text),
@@ -497,10 +500,10 @@ def _read_xml(text: str, lines: list[str]) -> SmiReport | None:
     if start < 0:
         return None
     if "<!ENTITY" in text:
-        return SmiReport("xml", problems=(_problem("unparseable", _XML_ENTITY),))
+        return SmiReport("xml", problems=(_unparseable(_XML_ENTITY),))
     root, error = _xml_root(text[start:])
     if root is None:
-        return SmiReport("xml", problems=(_problem("unparseable", _XML_BROKEN.format(exc=error)),))
+        return SmiReport("xml", problems=(_unparseable(_XML_BROKEN.format(exc=error)),))
     return SmiReport(
         "xml",
         # 610+ rename the fields in -q and --query-gpu ("KMD Version", kmd_version); the XML
@@ -840,8 +843,8 @@ def _line_at(text: str, position: int) -> str:
     return text[start : end if end >= 0 else len(text)].strip()[:200]
 
 
-def _problem(kind: str, message: str) -> Problem:
-    return Problem(kind, message, _UNPARSEABLE_HINT)
+def _unparseable(message: str) -> Problem:
+    return Problem("unparseable", message, _UNPARSEABLE_HINT)
 
 
 _NOTHING_FOUND = "recognised nvidia-smi {fmt} output but found neither a driver version nor a GPU"
