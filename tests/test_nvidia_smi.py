@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from envsetup.machine import PROBLEM_KINDS
+from envsetup.machine import PROBLEM_KINDS, Gpu
 from envsetup.nvidia_smi import MAX_CHARS, SmiReport, parse
 
 CORPUS = Path(__file__).parent / "data" / "nvidia-smi"
@@ -198,34 +198,43 @@ def csv_text(columns: list[str], *, header: bool = True, units: bool = True) -> 
     return "\n".join(lines) + "\n"
 
 
-@pytest.mark.parametrize("units", [True, False])
-def test_csv_columns_in_any_order(units: bool) -> None:
-    columns = ["pci.bus_id", "compute_cap", "uuid", "memory.total [MiB]", "name", "driver_version"]
-    report = parse(csv_text(columns, units=units))
-    assert report.format == "query"
-    assert report.driver_version == "580.159.04"
-    (gpu,) = report.gpus
-    assert (gpu.name, gpu.memory_mib, gpu.compute_capability) == (
-        "NVIDIA H100 80GB HBM3",
-        81559,
-        "9.0",
-    )
-    assert gpu.bus_id == "00000000:00:06.0"
-    assert gpu.uuid == "GPU-bcfee904-df4b-4b87-881e-903b769eea31"
+H100 = Gpu(
+    index=0,
+    name="NVIDIA H100 80GB HBM3",
+    memory_mib=81559,
+    compute_capability="9.0",
+    uuid="GPU-bcfee904-df4b-4b87-881e-903b769eea31",
+    bus_id="00000000:00:06.0",
+)
 
 
-def test_csv_without_header_is_read_from_value_shapes() -> None:
-    columns = ["name", "uuid", "compute_cap", "memory.total [MiB]", "pci.bus_id", "driver_version"]
-    report = parse(csv_text(columns, header=False))
+@pytest.mark.parametrize(
+    ("columns", "header", "units"),
+    [
+        (
+            ["pci.bus_id", "compute_cap", "uuid", "memory.total [MiB]", "name", "driver_version"],
+            True,
+            True,
+        ),
+        (
+            ["pci.bus_id", "compute_cap", "uuid", "memory.total [MiB]", "name", "driver_version"],
+            True,
+            False,
+        ),
+        (
+            ["name", "uuid", "compute_cap", "memory.total [MiB]", "pci.bus_id", "driver_version"],
+            False,
+            True,
+        ),
+    ],
+    ids=["header", "header-nounits", "noheader"],
+)
+def test_csv_in_any_column_order(columns: list[str], header: bool, units: bool) -> None:
+    """With a header the names say what each column is; without one, the value shapes do."""
+    report = parse(csv_text(columns, header=header, units=units))
     assert report.format == "query"
     assert report.driver_version == "580.159.04"
-    (gpu,) = report.gpus
-    assert (gpu.name, gpu.memory_mib, gpu.compute_capability) == (
-        "NVIDIA H100 80GB HBM3",
-        81559,
-        "9.0",
-    )
-    assert gpu.bus_id == "00000000:00:06.0"
+    assert report.gpus == (H100,)
 
 
 def test_csv_without_header_or_units_does_not_guess_memory() -> None:
