@@ -16,7 +16,7 @@ from envsetup.nvidia_smi import SmiReport, parse
 
 CORPUS = Path(__file__).parent / "data" / "nvidia-smi"
 SAMPLES = sorted(
-    p.read_text(encoding="utf-8") for p in CORPUS.iterdir() if not p.name.endswith(".json")
+    p.read_text(encoding="utf-8") for p in CORPUS.iterdir() if p.suffix not in (".json", ".md")
 )
 FORMATS = {"table", "query", "xml", "list", "version", "error", "unknown"}
 BOUNDED = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
