@@ -571,22 +571,24 @@ def _read_version(text: str, lines: list[str]) -> SmiReport | None:
 
 # --- nvidia-smi -L ---------------------------------------------------------------------------
 
-_L_GPU = re.compile(r"^\s*GPU (\d+): ([^(]*)\(UUID: ?([^)]*)\)")
-_L_MIG = re.compile(r"^\s*MIG\s+(\S+)\s+Device\s+(\d+):\s*\(UUID: ?([^)]*)\)")
+# Searched anywhere, not per line: web pages join -L lines into one ("GPU 0: ... GPU 1: ...").
+# Bounded lengths keep a hostile text linear.
+_L_ENTRY = re.compile(
+    r"\bGPU (\d{1,3}): ([^(\n]{0,120})\(UUID: ?([^)\n]{0,120})\)"
+    r"|\bMIG[ \t]+(\S{1,20})[ \t]+Device[ \t]+(\d{1,3}):[ \t]*\(UUID: ?([^)\n]{0,120})\)"
+)
 
 
 def _read_list(text: str, lines: list[str]) -> SmiReport | None:
-    """`nvidia-smi -L`: one "GPU i: name (UUID: ...)" line per GPU; indented "MIG ..." lines
-    below a GPU are its MIG devices, not GPUs."""
+    """`nvidia-smi -L`: a "GPU i: name (UUID: ...)" entry per GPU; the "MIG ..." entries
+    after a GPU are its MIG devices, not GPUs."""
     listed: list[tuple[Gpu, list[MigDevice]]] = []
-    for line in lines:
-        gpu = _L_GPU.match(line)
-        mig = _L_MIG.match(line)
-        if gpu:
-            index, name, uuid = gpu.groups()
+    for entry in _L_ENTRY.finditer(text):
+        index, name, uuid, profile, mig_index, mig_uuid = entry.groups()
+        if index is not None:
             listed.append((Gpu(index=int(index), name=_value(name), uuid=_uuid(uuid)), []))
-        elif mig and listed:
-            listed[-1][1].append(_list_mig(*mig.groups()))
+        elif listed:
+            listed[-1][1].append(_list_mig(profile, mig_index, mig_uuid))
     gpus = tuple(
         replace(gpu, mig_enabled=True, mig_devices=tuple(migs)) if migs else gpu
         for gpu, migs in listed
@@ -790,10 +792,16 @@ _FAILURES: tuple[tuple[str, str, str, str], ...] = (
     ),
     (
         "no_devices",
-        r"No devices were found|Unable to determine the device handle|GPU is lost",
-        "the NVIDIA driver is loaded but sees no usable GPU",
+        r"No devices were found",
+        "the NVIDIA driver is loaded but finds no GPU",
         "Check that the GPU is visible here (lspci; in a container --gpus all or "
-        "NVIDIA_VISIBLE_DEVICES) and supported by this driver; a lost GPU needs a reset/reboot.",
+        "NVIDIA_VISIBLE_DEVICES) and that this driver supports it.",
+    ),
+    (
+        "no_devices",
+        r"Unable to determine the device handle|GPU is lost",
+        "a GPU stopped answering the driver (it fell off the bus) and cannot be used",
+        "Reboot or reset the GPU; if it recurs, check its power, cooling and seating.",
     ),
     (
         "unparseable",
