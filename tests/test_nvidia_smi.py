@@ -468,6 +468,7 @@ HOSTILE = 40_000
     [
         pytest.param("$" * HOSTILE, id="prompt-characters"),
         pytest.param("GPU 0: x (UUID: " * (HOSTILE // 16), id="unclosed-list-lines"),
+        pytest.param("GPU 0: " * (HOSTILE // 7), id="list-entries-without-uuid"),
         pytest.param("\n" * HOSTILE, id="blank-lines"),
         pytest.param("# x\n" * (HOSTILE // 4), id="comment-lines"),
         pytest.param("1" * HOSTILE + " x MiB", id="digit-run"),
