@@ -107,7 +107,14 @@ def probe_torch() -> TorchView:
         import torch
     except Exception as exc:  # a missing or broken install is what we report, not a crash
         return TorchView(version=None, problem=f"import torch failed: {exc}")
-    version = str(torch.__version__)
+    version = str(getattr(torch, "__version__", "unknown"))
+    try:
+        return _ask_torch(torch, version)
+    except Exception as exc:  # a torch that imports but breaks when asked is a finding too
+        return TorchView(version=version, problem=f"torch {version} failed when asked: {exc}")
+
+
+def _ask_torch(torch: Any, version: str) -> TorchView:
     cuda, hip = torch.version.cuda, getattr(torch.version, "hip", None)
     devices: list[TorchDevice] = []
     arch_list: tuple[str, ...] = ()
@@ -117,7 +124,8 @@ def probe_torch() -> TorchView:
             capability = (int(props.major), int(props.minor))
             devices.append(TorchDevice(index, props.name, int(props.total_memory), capability))
         arch_list = tuple(torch.cuda.get_arch_list())
-    mps_module = getattr(torch.backends, "mps", None)
+    # torch.backends.mps exists from 1.12 on; older or stripped builds simply have no MPS.
+    mps_module = getattr(getattr(torch, "backends", None), "mps", None)
     mps = bool(mps_module is not None and mps_module.is_available())
     return TorchView(version, cuda, hip, tuple(devices), arch_list, mps)
 

@@ -1,8 +1,7 @@
 """A fake torch for the pytest-plugin tests, installed into a directory put on the path.
 
 It is the fake of tests/fake_wheels/torch (the simulated CUDA runtime `envsetup verify` is tested
-against, driven by FAKE_TORCH_GPUS and CUDA_VISIBLE_DEVICES) with what the plugin also touches laid
-over it: `torch.device`, `torch.backends.mps` (FAKE_TORCH_MPS=1) and an import log
+against, driven by FAKE_TORCH_GPUS and CUDA_VISIBLE_DEVICES) with an import log laid over it
 (FAKE_TORCH_IMPORT_LOG=file: one line per import, so tests can prove torch stayed unimported).
 A dist-info makes `importlib.metadata` report the version, as for an installed wheel.
 """
