@@ -99,16 +99,32 @@ def installer_argv(plan: Plan, *, installer: str, python: str) -> list[str]:
     return argv
 
 
-#: Settings that add package sources behind the planned index: the `--extra-index-url` route by
-#: which a same-named package from another index can win (uv even prefers extra indexes).
-EXTRA_INDEX_VARIABLES = ("PIP_EXTRA_INDEX_URL", "UV_EXTRA_INDEX_URL", "UV_INDEX")
+#: Settings that make pip or uv look for packages somewhere besides the planned index, so a
+#: same-named torch from there can win: extra indexes (uv even prefers them), uv's default index
+#: (UV_DEFAULT_INDEX beats the `--index-url` flag: seen with uv 0.13.9) and its older spelling,
+#: and find-links locations (consulted next to the index and even with `--no-index`).
+#: PIP_INDEX_URL needs no entry: pip's `--index-url` flag overrides it.
+ROUTING_VARIABLES = (
+    "PIP_EXTRA_INDEX_URL",
+    "PIP_FIND_LINKS",
+    "UV_EXTRA_INDEX_URL",
+    "UV_INDEX",
+    "UV_DEFAULT_INDEX",
+    "UV_INDEX_URL",
+    "UV_FIND_LINKS",
+)
 
 
 def installer_environment(environ: Mapping[str, str]) -> tuple[dict[str, str], list[str]]:
-    """`environ` without EXTRA_INDEX_VARIABLES, and the names of those that were set."""
-    dropped = [name for name in EXTRA_INDEX_VARIABLES if environ.get(name)]
-    kept = {key: value for key, value in environ.items() if key not in EXTRA_INDEX_VARIABLES}
+    """`environ` without ROUTING_VARIABLES, and the names of those that were set."""
+    dropped = [name for name in ROUTING_VARIABLES if environ.get(name)]
+    kept = {key: value for key, value in environ.items() if key not in ROUTING_VARIABLES}
     return kept, dropped
+
+
+def ignoring_notice(dropped: Sequence[str]) -> str:
+    """What the user is told when inherited settings are left out of the installer's environment."""
+    return f"envsetup: ignoring {', '.join(dropped)}: torch comes only from the planned index"
 
 
 def _failure_hint(argv: Sequence[str], tail: Sequence[str]) -> str:
@@ -146,10 +162,7 @@ def run_step(
     tail: deque[str] = deque(maxlen=TAIL_LINES)
     environ, dropped = installer_environment(os.environ)
     if dropped:
-        print(
-            f"envsetup: ignoring {', '.join(dropped)}: torch comes only from the planned index",
-            file=out,
-        )
+        print(ignoring_notice(dropped), file=out)
     print(f"$ {shlex.join(argv)}", file=out, flush=True)
     try:
         process = subprocess.Popen(

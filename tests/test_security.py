@@ -5,7 +5,8 @@ compromise; uv even prefers extra indexes to --index-url). tests/test_resolve.py
 matrix cell through every renderer in the POSIX shell. Here, over every cell again: the other
 shells, flat find-links mirrors, the argv the executors run (install, venv) and the options nox
 and tox are handed (`install_options`), and, for real, the installer's environment: an
-inherited PIP_EXTRA_INDEX_URL / UV_EXTRA_INDEX_URL / UV_INDEX is dropped before pip or uv runs.
+inherited extra index, uv default index or find-links location (install.ROUTING_VARIABLES) is
+dropped before pip or uv runs.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from fake_index import (
 from test_resolve import CELLS
 
 from envsetup.errors import EnvsetupError
-from envsetup.install import EXTRA_INDEX_VARIABLES, installer_argv, run_step
+from envsetup.install import ROUTING_VARIABLES, installer_argv, run_step
 from envsetup.install_args import install_argv, install_options
 from envsetup.machine import Machine, Platform
 from envsetup.matrices import load
@@ -104,7 +105,7 @@ def test_every_cell_executor_argv_and_nox_tox_options(installer: str) -> None:
 
 
 def test_the_installer_never_inherits_an_extra_index(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in EXTRA_INDEX_VARIABLES:
+    for name in ROUTING_VARIABLES:
         monkeypatch.setenv(name, "https://evil.example/simple")
     monkeypatch.setenv("PIP_DEFAULT_TIMEOUT", "60")  # everything else passes through
     out = io.StringIO()
@@ -112,7 +113,7 @@ def test_the_installer_never_inherits_an_extra_index(monkeypatch: pytest.MonkeyP
     seen = out.getvalue()
     assert "evil.example" not in seen.split("$ ", 1)[1]
     assert "PIP_DEFAULT_TIMEOUT=60" in seen
-    assert f"envsetup: ignoring {', '.join(EXTRA_INDEX_VARIABLES)}" in seen
+    assert f"envsetup: ignoring {', '.join(ROUTING_VARIABLES)}" in seen
 
 
 @pytest.fixture(scope="module")
@@ -126,18 +127,30 @@ def indexes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Served, 
         yield good, bad
 
 
-@pytest.mark.parametrize("variable", ["UV_EXTRA_INDEX_URL", "UV_INDEX"])
-def test_uv_with_an_inherited_extra_index_installs_the_planned_torch(
-    tmp_path: Path, indexes: tuple[Served, Served], variable: str
+@pytest.mark.parametrize(
+    ("installer", "variable", "where"),
+    [
+        ("uv", "UV_EXTRA_INDEX_URL", "/cpu"),
+        ("uv", "UV_INDEX", "/cpu"),
+        ("uv", "UV_DEFAULT_INDEX", "/cpu"),  # beats --index-url in uv 0.13.9
+        ("uv", "UV_INDEX_URL", "/cpu"),
+        ("uv", "UV_FIND_LINKS", "/cpu/torch/"),
+        ("pip", "PIP_EXTRA_INDEX_URL", "/cpu"),
+        ("pip", "PIP_FIND_LINKS", "/cpu/torch/"),
+    ],
+)
+def test_an_inherited_package_source_never_supplies_torch(
+    tmp_path: Path, indexes: tuple[Served, Served], installer: str, variable: str, where: str
 ) -> None:
-    """Before the fix uv took the attacker's torch-2.5.1+cpu: extra indexes come first in uv."""
+    """Before the fix uv took the attacker's torch-2.5.1+cpu from an extra or default index, and
+    pip read the attacker's find-links page next to the planned index."""
     good, bad = indexes
     bad.requests.clear()
     target = tmp_path / "env"
     result = run_envsetup(
-        "venv", str(target), "--installer", "uv", "--torch", "2.5.1", "--gpu", "none",
+        "venv", str(target), "--installer", installer, "--torch", "2.5.1", "--gpu", "none",
         "--index-url-base", good.url, "--allow-insecure-index",
-        env=isolated_env({variable: f"{bad.url}/cpu"}),
+        env=isolated_env({variable: f"{bad.url}{where}"}),
     )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
     assert f"envsetup: ignoring {variable}" in result.stdout
