@@ -93,9 +93,11 @@ def install_torch(
     """Plan torch (+ companions) for the session's Python and install it into its venv.
 
     Torch-family packages come through `--index-url` of the chosen variant, never an extra
-    index. Returns the Plan so the session can check or print what was installed.
+    index: inherited settings that add package sources are left out of the install, as for
+    `envsetup install`. Returns the Plan so the session can check or print what was installed.
     """
     from envsetup.errors import EnvsetupError
+    from envsetup.install import ROUTING_VARIABLES, ignoring_notice, installer_environment
     from envsetup.install_args import install_options
 
     try:
@@ -108,8 +110,15 @@ def install_torch(
         session.log(f"envsetup: {reason}")
     for warning in plan.warnings:
         session.warn(f"envsetup: {warning}")
+    outer = {key: value for key, value in {**os.environ, **session.env}.items() if value}
+    _, dropped = installer_environment(outer)
+    if dropped:
+        session.warn(ignoring_notice(dropped))
     installer = "uv" if getattr(session, "venv_backend", None) == "uv" else "pip"
-    session.install(*install_options(plan, installer=installer))
+    # nox removes a variable whose value is None from the command's environment
+    session.install(
+        *install_options(plan, installer=installer), env=dict.fromkeys(ROUTING_VARIABLES)
+    )
     return plan
 
 

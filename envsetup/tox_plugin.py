@@ -9,18 +9,20 @@ Per-environment settings (tox.ini `[testenv]` or tox.toml `[env_run_base]`/`[env
 Unset, they come from the environment's name: `py311-torch25-cu121` means torch ==2.5.*, backend
 cu121; `torch2.5.1` an exact release. An environment without `torch` (setting or torchNN factor)
 is left alone, so installing envsetup never changes other projects' tox runs. Torch-family
-packages are installed through `--index-url` of the planned variant (never `--extra-index-url`)
-with the environment's own installer — tox's pip, or uv under tox-uv — and torch-family names
-found in `deps` join the plan, so PyPI never supplies a mismatched torchvision.
+packages are installed through `--index-url` of the planned variant (never `--extra-index-url`,
+and without inherited settings that add package sources) with the environment's own installer —
+tox's pip, or uv under tox-uv — and torch-family names found in `deps` join the plan, so PyPI
+never supplies a mismatched torchvision.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import pluggy
 from packaging.requirements import InvalidRequirement, Requirement
@@ -30,6 +32,7 @@ from envsetup.plan import TORCH_FAMILY
 
 if TYPE_CHECKING:
     from tox.config.sets import EnvConfigSet
+    from tox.execute.api import Execute
     from tox.session.state import State
     from tox.tox_env.api import ToxEnv
 
@@ -159,6 +162,7 @@ def tox_on_install(tox_env: ToxEnv, arguments: Any, section: str, of_type: str) 
     from tox.tox_env.python.pip.pip_install import Pip
 
     from envsetup.errors import EnvsetupError
+    from envsetup.install import ignoring_notice, installer_environment
     from envsetup.install_args import install_options
     from envsetup.nox import plan_for_python
 
@@ -188,6 +192,29 @@ def tox_on_install(tox_env: ToxEnv, arguments: Any, section: str, of_type: str) 
         logging.warning("envsetup: %s from %s", " ".join(plan.packages), where)
         for reason in plan.reasons:
             logging.info("envsetup: %s", reason)
+        _, dropped = installer_environment(tox_env.environment_variables)
+        if dropped:
+            logging.warning(ignoring_notice(dropped))
         command = installer.build_install_cmd(args)
-        outcome = tox_env.execute(command, stdin=StdinSource.OFF, run_id="install_torch")
+        executor = cast("Execute", _WithoutRoutingVariables(tox_env.executor))
+        outcome = tox_env.execute(
+            command, stdin=StdinSource.OFF, run_id="install_torch", executor=executor
+        )
         outcome.assert_success()
+
+
+class _WithoutRoutingVariables:
+    """tox's executor, running the torch install without inherited package sources (as
+    `envsetup install` does): tox has no per-command environment, and editing the environment's
+    cached variables would change its later commands too."""
+
+    def __init__(self, executor: Any) -> None:
+        self._executor = executor
+
+    @contextlib.contextmanager
+    def call(self, request: Any, show: bool, out_err: Any, env: Any) -> Iterator[Any]:
+        from envsetup.install import installer_environment
+
+        request.env, _ = installer_environment(request.env)
+        with self._executor.call(request, show, out_err, env) as status:
+            yield status

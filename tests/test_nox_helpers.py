@@ -69,8 +69,10 @@ def noxfile(tmp_path: Path) -> Path:
     return path
 
 
-def _nox(noxfile: Path, served: Served, *args: str) -> subprocess.CompletedProcess[str]:
-    env = mirror_env(served.url)
+def _nox(
+    noxfile: Path, served: Served, *args: str, extra: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    env = mirror_env(served.url, extra)
     return run_module("nox", "-f", str(noxfile), *args, cwd=noxfile.parent, env=env)
 
 
@@ -78,10 +80,15 @@ def _nox(noxfile: Path, served: Served, *args: str) -> subprocess.CompletedProce
 def test_install_torch_with_pip_venv_uses_only_the_variant_index(
     noxfile: Path, served: Served
 ) -> None:
+    """Also with an inherited extra index and find-links page offering the cpu build: before
+    install_torch left them out, pip read them next to the planned cu121 index."""
     seen = len(served.requests)
-    result = _nox(noxfile, served, "-s", "with_pip")
+    hostile = {"PIP_EXTRA_INDEX_URL": f"{served.url}/cpu", "PIP_FIND_LINKS": f"{served.url}/cpu/"}
+    result = _nox(noxfile, served, "-s", "with_pip", extra=hostile)
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
+    assert "envsetup: ignoring PIP_EXTRA_INDEX_URL, PIP_FIND_LINKS" in output
+    assert not [path for path in served.requests[seen:] if path.startswith("/cpu")]
     assert "BUILD 2.5.1+cu121 12.1 0.20.1+cu121" in output  # torchvision by default
     assert (
         f"pip install --index-url {served.url}/cu121 torch==2.5.1+cu121 torchvision==0.20.1+cu121"
@@ -94,9 +101,15 @@ def test_install_torch_with_pip_venv_uses_only_the_variant_index(
 
 @pytest.mark.slow
 def test_install_torch_with_uv_venv(noxfile: Path, served: Served) -> None:
-    result = _nox(noxfile, served, "-s", "with_uv")
+    """UV_DEFAULT_INDEX beats uv's --index-url flag: install_torch leaves it out."""
+    seen = len(served.requests)
+    result = _nox(
+        noxfile, served, "-s", "with_uv", extra={"UV_DEFAULT_INDEX": f"{served.url}/cu121"}
+    )
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
+    assert "envsetup: ignoring UV_DEFAULT_INDEX" in output
+    assert not [path for path in served.requests[seen:] if path.startswith("/cu121")]
     assert "uv pip install --index-url" in output and f"{served.url}/cpu" in output
     assert "PLAN torch==2.5.1+cpu torchvision==0.20.1+cpu" in output
     assert "BUILD 2.5.1+cpu None 0.20.1+cpu" in output

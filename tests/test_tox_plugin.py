@@ -87,9 +87,12 @@ commands = python -c "{_PRINT}"
     return tmp_path
 
 
-def _tox(project: Path, served: Served, *args: str) -> subprocess.CompletedProcess[str]:
+def _tox(
+    project: Path, served: Served, *args: str, extra: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     config = str(project / "tox.ini")
-    return run_module("tox", "-c", config, "-v", *args, cwd=project, env=mirror_env(served.url))
+    env = mirror_env(served.url, extra)
+    return run_module("tox", "-c", config, "-v", *args, cwd=project, env=env)
 
 
 def _lines(output: str, marker: str) -> list[str]:
@@ -103,10 +106,20 @@ def test_torch_family_installs_first_from_the_variant_index(
 ) -> None:
     if runner.startswith("uv"):
         pytest.importorskip("tox_uv", reason="tox-uv is in the test extra")
+    # tox passes PIP_* (and tox-uv UV_DEFAULT_INDEX) through; before the plugin left them out of
+    # its install, this other variant's index was read (pip) or replaced the planned one and the
+    # cu121 pins failed (uv)
+    variable = "UV_DEFAULT_INDEX" if runner.startswith("uv") else "PIP_EXTRA_INDEX_URL"
     seen = len(served.requests)
-    result = _tox(project, served, "-e", f"{PY}-torch25-cu121", "--runner", runner)
+    result = _tox(
+        project, served, "-e", f"{PY}-torch25-cu121", "--runner", runner,
+        extra={variable: f"{served.url}/cpu"},
+    )  # fmt: skip
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
+    assert f"envsetup: ignoring {variable}" in output
+    if runner == "virtualenv":  # tox's own uv deps step re-resolves torchvision through it
+        assert not [path for path in served.requests[seen:] if path.startswith("/cpu")]
     # the build from the cu121 index, with the paired torchvision found in deps
     assert "BUILD 2.5.1+cu121 12.1 0.20.1+cu121" in output
     torch_install = _lines(output, "install_torch>")
