@@ -22,7 +22,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from envsetup.plan import PYTORCH_INDEX_BASE, Plan, Request
+from envsetup.plan import PYTORCH_INDEX_BASE, Plan, Request, insecure_index_allowed
 
 if TYPE_CHECKING:
     from nox import Session
@@ -71,7 +71,7 @@ def plan_for_python(
         with_=tuple(with_),
         backend=backend,
         index_url_base=environ.get("ENVSETUP_INDEX_URL") or PYTORCH_INDEX_BASE,
-        allow_insecure_index=environ.get("ENVSETUP_ALLOW_INSECURE_INDEX", "") in ("1", "true"),
+        allow_insecure_index=insecure_index_allowed(environ),
     )
     return resolve(target, request)
 

@@ -6,11 +6,22 @@ pytest plugin and the nox/tox integrations (which only read it).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 #: Default base of the PyTorch wheel indexes; `--index-url-base` / ENVSETUP_INDEX_URL replace it.
 PYTORCH_INDEX_BASE = "https://download.pytorch.org/whl"
+
+#: Set to 1 (or true) to admit http:// index URLs: the default of the CLI's
+#: --allow-insecure-index, and how the nox/tox integrations are asked for it.
+ALLOW_INSECURE_VARIABLE = "ENVSETUP_ALLOW_INSECURE_INDEX"
+
+
+def insecure_index_allowed(environ: Mapping[str, str]) -> bool:
+    """Whether `environ` opts in to http:// indexes (a CI cache on the local network)."""
+    return environ.get(ALLOW_INSECURE_VARIABLE, "").strip().lower() in ("1", "true")
+
 
 #: Packages that must come from the PyTorch index, never from PyPI through an extra index.
 TORCH_FAMILY = ("torch", "torchvision", "torchaudio")

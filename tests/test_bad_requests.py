@@ -244,3 +244,19 @@ def test_venv_path_with_metacharacters_is_built_and_its_activation_line_is_quote
     )
     assert shown.stdout.strip() == str(target)
     assert sorted(p.name for p in tmp_path.iterdir()) == [target.name]  # nothing was touched
+
+
+@pytest.mark.parametrize(("value", "expected"), [("", 2), ("0", 2), ("1", 0), ("true", 0)])
+def test_the_insecure_index_opt_in_also_comes_from_the_environment(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, value: str, expected: int
+) -> None:
+    """ENVSETUP_ALLOW_INSECURE_INDEX=1 is how nox and tox are asked; the CLI honours it too."""
+    monkeypatch.setenv("ENVSETUP_ALLOW_INSECURE_INDEX", value)
+    mirror = "http://mirror.example/whl"
+    argv = ["plan", *NO_GPU, *TARGET, "--torch", "2.5.1", "--index-url-base", mirror]
+    code, out, err = run_cli(capsys, argv)
+    if expected:
+        assert_clear_failure(code, expected, out, err, "--allow-insecure-index")
+    else:
+        assert code == 0, err
+        assert f"--index-url {mirror}/cpu torch==2.5.1+cpu" in out

@@ -10,7 +10,12 @@ import argparse
 import os
 
 from envsetup.machine import Machine
-from envsetup.plan import PYTORCH_INDEX_BASE, Request
+from envsetup.plan import (
+    ALLOW_INSECURE_VARIABLE,
+    PYTORCH_INDEX_BASE,
+    Request,
+    insecure_index_allowed,
+)
 
 __all__ = [
     "add_machine_arguments",
@@ -61,7 +66,10 @@ def add_request_arguments(parser: argparse.ArgumentParser) -> None:
         "--find-links-base", metavar="URL", help="mirror with flat per-variant directories"
     )
     request.add_argument(
-        "--allow-insecure-index", action="store_true", help="allow http:// index URLs"
+        "--allow-insecure-index",
+        action="store_true",
+        default=insecure_index_allowed(os.environ),
+        help=f"allow http:// index URLs (env {ALLOW_INSECURE_VARIABLE}=1, as for nox and tox)",
     )
 
 
