@@ -36,14 +36,16 @@ def detect(
     root: Path = Path("/"),
     environ: Mapping[str, str] | None = None,
     timeout: float = 5.0,
+    shutdown_nvml: bool = True,
 ) -> Machine:
     """Probe this machine. `root` relocates every file probe (tests build a fake tree there);
-    NVML and libcuda are then looked for only under `root`, never in the loader's path."""
+    NVML and libcuda are then looked for only under `root`, never in the loader's path.
+    `shutdown_nvml=False` is for a process that exits right after (see `nvml.query_nvml`)."""
     env = os.environ if environ is None else environ
     findings = Findings()
     overrides = read_overrides(env, findings)
     platform = current_platform(root, env, findings)
-    nvidia = _Nvidia(root, env, platform, timeout, findings)
+    nvidia = _Nvidia(root, env, platform, timeout, findings, shutdown_nvml=shutdown_nvml)
     nvidia.probe()
     gpus = list(nvidia.gpus)
     gpus.extend(
@@ -100,9 +102,12 @@ class _Nvidia:
         platform: Platform,
         timeout: float,
         findings: Findings,
+        *,
+        shutdown_nvml: bool,
     ) -> None:
         self.root, self.environ, self.platform = root, environ, platform
         self.timeout, self.findings = timeout, findings
+        self.shutdown_nvml = shutdown_nvml
         self.driver: str | None = None
         self.cuda: str | None = None
         self.gpus: tuple[Gpu, ...] = ()
@@ -159,7 +164,7 @@ class _Nvidia:
 
         started = now()
         candidates = self._libraries("nvidia-ml")
-        report = nvml.query_nvml(candidates)
+        report = nvml.query_nvml(candidates, shutdown=self.shutdown_nvml)
         if report is None:
             self.findings.record("gpus", None, "NVML (no libnvidia-ml / nvml.dll found)", started)
             return

@@ -24,7 +24,11 @@ static int ix(void *handle) { return (int)(uintptr_t)handle - 1; }
 static int is_mig(void *handle) { return (uintptr_t)handle >= 100; }
 
 int nvmlInit_v2(void) { return INIT_RC; }
-int nvmlShutdown(void) { return 0; }
+int shutdowns = 0; /* read by tests through ctypes: did envsetup shut NVML down? */
+int nvmlShutdown(void) {
+    shutdowns++;
+    return 0;
+}
 
 const char *nvmlErrorString(int rc) {
     if (rc == 9) return "Driver Not Loaded";

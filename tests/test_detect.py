@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import subprocess
@@ -83,6 +84,18 @@ def test_nvml_answers_everything_so_nvidia_smi_never_runs(tmp_path: Path) -> Non
     assert [gpu.compute_capability for gpu in machine.gpus] == ["8.0", "8.0"]
     assert machine.visible_gpus == ("1",)
     assert any(source.startswith("NVML ") for source in _sources(machine))
+
+
+@pytest.mark.skipif(fakes.compiler() is None, reason="needs a C compiler")
+def test_detect_leaves_nvml_up_only_when_the_caller_exits_next(tmp_path: Path) -> None:
+    fakes.nvidia_driver(tmp_path)
+    library = fakes.build_fake_nvml(tmp_path / "usr/lib64/libnvidia-ml.so.1")
+    shutdowns = ctypes.c_int.in_dll(ctypes.CDLL(str(library)), "shutdowns")
+    detect(root=tmp_path, environ={}, shutdown_nvml=False)
+    assert shutdowns.value == 0
+    machine = detect(root=tmp_path, environ={})
+    assert shutdowns.value == 1
+    assert machine.gpus[0].compute_capability == "9.0"
 
 
 @pytest.mark.skipif(fakes.compiler() is None, reason="needs a C compiler")

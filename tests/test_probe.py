@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import sys
 import tempfile
 import time
@@ -355,6 +356,17 @@ def test_real_ctypes_calls_against_a_compiled_fake_nvml(tmp_path: Path) -> None:
     assert gpus[0].uuid == "GPU-00000000-0000-0000-0000-000000000000"
     assert gpus[0].mig_enabled is None  # "not supported" on this GPU
     assert nvml.query_libcuda([str(library)]) == (13000, str(library))
+
+
+@needs_cc
+def test_nvml_shutdown_is_skipped_only_when_asked(tmp_path: Path) -> None:
+    """Library callers (the pytest plugin) shut NVML down; the exiting CLI may leave it to exit."""
+    library = fakes.build_fake_nvml(tmp_path / "libnvidia-ml.so.1")
+    shutdowns = ctypes.c_int.in_dll(ctypes.CDLL(str(library)), "shutdowns")
+    assert nvml.query_nvml([str(library)]) is not None
+    assert shutdowns.value == 1
+    assert nvml.query_nvml([str(library)], shutdown=False) is not None
+    assert shutdowns.value == 1
 
 
 @needs_cc
