@@ -168,8 +168,12 @@ def wheels(text: str, content_type: str | None = None) -> list[WheelFile]:
     return [wheel for name in file_names(text, content_type) if (wheel := parse_wheel(name))]
 
 
-def read_listing(source: str, timeout: float = 30.0) -> tuple[str, str | None]:
-    """The listing's text and content type, from a URL (http, https, file) or a local path."""
+def read_listing(
+    source: str, timeout: float = 30.0, *, allow_insecure: bool = False
+) -> tuple[str, str | None]:
+    """The listing's text and content type, from a URL (https, file; http when `allow_insecure`)
+    or a local path: a listing read over plain http could be rewritten on the way, and the
+    release rows it suggests end up in matrices/."""
     if "://" not in source:
         try:
             return Path(source).read_text(encoding="utf-8"), None
@@ -181,6 +185,12 @@ def read_listing(source: str, timeout: float = 30.0) -> tuple[str, str | None]:
     if urllib.parse.urlsplit(source).scheme not in ("http", "https", "file"):
         raise UsageError(
             f"unsupported listing URL {source!r}", hint="use https://, file:// or a path"
+        )
+    if urllib.parse.urlsplit(source).scheme == "http" and not allow_insecure:
+        raise UsageError(
+            f"listing URL {source!r} is plain http://",
+            hint="use https://, or pass --allow-insecure-index (env "
+            "ENVSETUP_ALLOW_INSECURE_INDEX=1) if you trust this network",
         )
     from urllib.error import URLError
     from urllib.request import Request, urlopen  # lazy: ~25 ms, only `matrix update` fetches

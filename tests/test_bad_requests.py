@@ -96,6 +96,8 @@ CASES = [
     (["matrix", "--python", "three"], 2, "--python"),
     (["matrix", "update", "--listing", "/nonexistent/listing.html"], 2, "/nonexistent/listing"),
     (["matrix", "update", "--listing", "ftp://mirror.example/whl/torch/"], 2, "ftp://"),
+    (["matrix", "update", "--listing", "http://mirror.example/whl/torch/"], 2,
+     "--allow-insecure-index"),
 ]  # fmt: skip
 
 

@@ -246,14 +246,17 @@ def test_read_listing_over_http_and_file_urls(tmp_path: Path) -> None:
     (tmp_path / "whl" / "torch" / "index.html").write_text(html(KNOWN), encoding="utf-8")
     (tmp_path / "torch.json").write_text(pep691(NEW), encoding="utf-8")
     with serve_index(tmp_path) as served:
-        text, content_type = read_listing(f"{served.url}/whl/torch/", timeout=10)
+        with pytest.raises(UsageError, match="is plain http://"):
+            read_listing(f"{served.url}/whl/torch/", timeout=10)
+        assert served.requests == []
+        text, content_type = read_listing(f"{served.url}/whl/torch/", 10, allow_insecure=True)
         assert content_type is not None and content_type.startswith("text/html")
         assert file_names(text, content_type) == KNOWN
-        text, content_type = read_listing(f"{served.url}/torch.json", timeout=10)
+        text, content_type = read_listing(f"{served.url}/torch.json", 10, allow_insecure=True)
         assert content_type == "application/json"
         assert file_names(text, content_type) == NEW
         with pytest.raises(ListingError, match="could not read the index listing") as error:
-            read_listing(f"{served.url}/missing/", timeout=10)
+            read_listing(f"{served.url}/missing/", 10, allow_insecure=True)
         assert "--listing FILE" in str(error.value)
     text, _ = read_listing((tmp_path / "torch.json").as_uri())
     assert file_names(text) == NEW

@@ -244,13 +244,19 @@ def test_update_over_http(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     (tmp_path / "whl" / "torch").mkdir(parents=True)
     (tmp_path / "whl" / "torch" / "index.html").write_text(html(KNOWN + NEW), encoding="utf-8")
     with serve_index(tmp_path) as served:
-        code, out, _ = run(capsys, "update", "--listing", f"{served.url}/whl/torch/", "--check")
+        url = f"{served.url}/whl/torch/"
+        code, _, err = run(capsys, "update", "--listing", url, "--check")
+        assert code == 2 and "is plain http://" in err and "--allow-insecure-index" in err
+        assert served.requests == []  # refused before anything is fetched
+        code, out, _ = run(capsys, "update", "--listing", url, "--check", "--allow-insecure-index")
         assert served.requests == ["/whl/torch/"]
     assert code == 1
     assert "New releases (1): 2.14.1" in out
 
 
-def test_update_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_update_errors(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     code, _, err = run(capsys, "update", "--listing", str(tmp_path / "missing.html"))
     assert code == 2 and "cannot read the listing file" in err
     empty = tmp_path / "empty.html"
@@ -259,6 +265,7 @@ def test_update_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     assert code == 1 and "names no wheels" in err
     with serve_index(tmp_path) as served:
         url = served.url
+    monkeypatch.setenv("ENVSETUP_ALLOW_INSECURE_INDEX", "1")  # the opt-in as nox/tox take it
     code, _, err = run(capsys, "update", "--listing", f"{url}/whl/torch/", "--timeout", "5")
     assert code == 1 and "could not read the index listing" in err and "Traceback" not in err
 

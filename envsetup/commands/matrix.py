@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -13,6 +14,7 @@ from typing import Any
 
 from envsetup.errors import EnvsetupError, UsageError
 from envsetup.matrices import PLATFORMS, VARIANT_RE, Matrices, Release, load, variant_cuda
+from envsetup.plan import ALLOW_INSECURE_VARIABLE, insecure_index_allowed
 
 HELP = (
     "List the releases, variants, Pythons and GPU archs envsetup knows; `update` checks upstream."
@@ -48,6 +50,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--listing",
         metavar="FILE_OR_URL",
         help="the listing to compare with (default: download.pytorch.org/whl/torch/)",
+    )
+    update.add_argument(
+        "--allow-insecure-index",
+        action="store_true",
+        default=insecure_index_allowed(os.environ),
+        help=f"allow an http:// listing (env {ALLOW_INSECURE_VARIABLE}=1)",
     )
     update.add_argument(
         "--check",
@@ -301,7 +309,9 @@ def _update(args: argparse.Namespace, data: Matrices) -> int:
     from envsetup import index_listing
 
     listing = args.listing or index_listing.TORCH_LISTING_URL  # imported only when updating
-    text, content_type = index_listing.read_listing(listing, timeout=args.timeout)
+    text, content_type = index_listing.read_listing(
+        listing, timeout=args.timeout, allow_insecure=args.allow_insecure_index
+    )
     files = index_listing.wheels(text, content_type)
     if not files:
         raise EnvsetupError(
