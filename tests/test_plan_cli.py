@@ -188,3 +188,21 @@ def test_bare_envsetup_runs_plan() -> None:
     result = _cli("--gpu", "none", "--platform", "macos-arm64", "--python", "3.12")
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[0] == "python -m pip install torch==2.14.0"
+
+
+@pytest.mark.parametrize(("pin", "imported"), [((), "False"), (("--torch", ">=2.4"), "True")])
+def test_only_pinned_plans_import_the_specifier_grammar(
+    pin: tuple[str, ...], imported: str
+) -> None:
+    """packaging.specifiers (with packaging.tags) is ~15 ms of start-up: unpinned plans skip it."""
+    code = (
+        "import sys; from envsetup.cli import main; code = main(sys.argv[1:]); "
+        "print('packaging.specifiers' in sys.modules, file=sys.stderr); sys.exit(code)"
+    )
+    argv = ["plan", "--json", *AMPERE, "--platform", "linux-x86_64", "--python", "3.11", *pin]
+    done = subprocess.run(
+        [sys.executable, "-c", code, *argv], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.strip() == imported
+    assert json.loads(done.stdout)["variant"].startswith("cu")
