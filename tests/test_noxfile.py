@@ -11,13 +11,18 @@ import subprocess
 import sys
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from urllib.parse import quote
 
 import pytest
 from ci_tools import run_module
-from fake_index import FakeBuild, Served, build_wheel, isolated_env, serve_fake_index
+from fake_index import (
+    FakeBuild,
+    Served,
+    build_wheel,
+    isolated_env,
+    serve_fake_index,
+    write_index,
+)
 from packaging.requirements import Requirement
-from packaging.utils import parse_wheel_filename
 
 from envsetup.cells import Cell, cells, missing_hardware
 from envsetup.detect import detect
@@ -186,24 +191,6 @@ def test_gpu_cell_without_the_gpu_skips_fails_or_checks_the_build(
     assert f"--index-url {served.url}/cu121 torch==2.5.1+cu121" in checked
 
 
-def _mirror(wheels: list[Path], root: Path) -> Path:
-    """A PEP 503 index of `wheels` (linked, not copied: torch is 190 MB) under normalised names,
-    as a CI cache of download.pytorch.org/whl/<variant>/ would be laid out."""
-    projects: dict[str, list[Path]] = {}
-    for wheel in wheels:
-        projects.setdefault(parse_wheel_filename(wheel.name)[0], []).append(wheel)
-    for project, files in projects.items():
-        directory = root / project
-        directory.mkdir(parents=True)
-        for wheel in files:
-            (directory / wheel.name).symlink_to(wheel.resolve())
-        links = "".join(f'<a href="{quote(w.name)}">{w.name}</a>\n' for w in files)
-        (directory / "index.html").write_text(
-            f"<!DOCTYPE html>\n<html><body>\n{links}</body></html>\n"
-        )
-    return root
-
-
 @pytest.mark.slow
 @pytest.mark.skipif(
     not os.environ.get("ENVSETUP_TEST_WHEELHOUSE"),
@@ -215,7 +202,7 @@ def test_real_cpu_torch_cell_from_a_local_mirror(support: Path, tmp_path: Path) 
     wheelhouse = Path(os.environ["ENVSETUP_TEST_WHEELHOUSE"])
     wheels = sorted(wheelhouse.glob("*.whl"))
     assert any(w.name.startswith("torch-2.13.0+cpu-cp311") for w in wheels), wheels
-    mirror = _mirror(wheels, tmp_path / "mirror" / "cpu").parent
+    mirror = write_index(tmp_path / "mirror", {"cpu": wheels}).root  # linked: torch is 190 MB
     nothing = (tmp_path / "nothing").as_uri()
     (tmp_path / "nothing").mkdir()
     cell = Cell("3.11", "2.13.0", "cpu")
