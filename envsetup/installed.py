@@ -7,12 +7,11 @@ interpreter a stdlib-only script runs there and prints JSON.
 
 from __future__ import annotations
 
-import json
-import subprocess
 import sys
 from pathlib import Path
 
 from envsetup.errors import EnvsetupError
+from envsetup.interpreter import reported_json, run_script
 from envsetup.plan import TORCH_FAMILY
 
 __all__ = ["installed_versions", "interpreter_facts"]
@@ -61,31 +60,22 @@ def _scan(path: list[str]) -> dict[str, str]:
 
 def interpreter_facts(python: str, *, timeout: float = 30.0) -> tuple[str, dict[str, str]]:
     """("3.11" or "3.13t", installed torch-family versions) of another interpreter."""
-    try:
-        result = subprocess.run(
-            [python, "-I", "-c", _SCRIPT, *TORCH_FAMILY],
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
-    except FileNotFoundError:
-        raise EnvsetupError(
-            f"interpreter {python!r} was not found",
-            hint="pass the path of the target environment's python",
-        ) from None
-    except (OSError, subprocess.TimeoutExpired) as error:
-        raise EnvsetupError(f"could not run {python!r}: {error}") from None
+    not_found = EnvsetupError(
+        f"interpreter {python!r} was not found",
+        hint="pass the path of the target environment's python",
+    )
+    argv = [python, "-I", "-c", _SCRIPT, *TORCH_FAMILY]
+    result = run_script(argv, timeout=timeout, not_found=not_found)
     if result.returncode != 0:
         raise EnvsetupError(
             f"{python!r} could not list its packages (exit {result.returncode}): "
             f"{result.stderr.strip()[-300:]}",
             hint="check that it is a Python ≥ 3.8 interpreter",
         )
+    data = reported_json(result.stdout)
     try:
-        data = json.loads(result.stdout.strip().splitlines()[-1])
         found = {str(name): str(version) for name, version in data["installed"].items()}
-    except (json.JSONDecodeError, IndexError, KeyError, TypeError, AttributeError):
+    except (KeyError, TypeError, AttributeError):
         shown = result.stdout[-300:]
         raise EnvsetupError(f"{python!r} printed no package list: {shown!r}") from None
     return str(data["python"]), found

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import shlex
-import subprocess
 import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import Any
 from envsetup import _verify_check
 from envsetup.diagnose import Check, Expectation, build_variant, diagnose
 from envsetup.errors import EnvsetupError
+from envsetup.interpreter import reported_json, run_script
 from envsetup.machine import Machine
 
 __all__ = ["Check", "Expectation", "VerifyReport", "run_check", "verify"]
@@ -69,30 +69,19 @@ def run_check(
 ) -> dict[str, Any]:
     """Run the check inside `python` and return the facts it reports."""
     source = Path(_verify_check.__file__).read_text(encoding="utf-8")
-    try:
-        result = subprocess.run(
-            [python, "-c", source, json.dumps(options)],
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
-    except FileNotFoundError:
-        raise EnvsetupError(
-            f"no interpreter at {python!r}",
-            hint="pass --python with the path of the environment's python (bin/python)",
-        ) from None
-    except subprocess.TimeoutExpired:
-        raise EnvsetupError(
-            f"the check inside {python} did not finish within {timeout:.0f} s",
-            hint="a GPU that hangs on initialisation shows up here; try `nvidia-smi` first",
-        ) from None
-    except OSError as error:
-        raise EnvsetupError(f"could not run {python!r}: {error.strerror}") from None
-    for line in reversed(result.stdout.splitlines()):
-        if line.startswith(_verify_check.MARKER):
-            facts: dict[str, Any] = json.loads(line[len(_verify_check.MARKER) :])
-            return facts
+    not_found = EnvsetupError(
+        f"no interpreter at {python!r}",
+        hint="pass --python with the path of the environment's python (bin/python)",
+    )
+    timed_out = EnvsetupError(
+        f"the check inside {python} did not finish within {timeout:.0f} s",
+        hint="a GPU that hangs on initialisation shows up here; try `nvidia-smi` first",
+    )
+    argv = [python, "-c", source, json.dumps(options)]
+    result = run_script(argv, timeout=timeout, not_found=not_found, timed_out=timed_out)
+    facts = reported_json(result.stdout, _verify_check.MARKER)
+    if isinstance(facts, dict):
+        return facts
     tail = "\n".join((result.stderr or result.stdout).strip().splitlines()[-8:])
     raise EnvsetupError(
         f"the check inside {python} stopped before reporting (exit {result.returncode}):\n{tail}",

@@ -293,3 +293,17 @@ def test_cli_missing_interpreter_is_a_clear_failure(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "not found" in result.stderr or "no interpreter" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_garbled_report_is_a_clear_failure(tmp_path: Path) -> None:
+    """A marker line whose JSON is cut off (a crash mid-print) was a JSONDecodeError traceback."""
+    from envsetup import _verify_check
+
+    python = tmp_path / "python"
+    answer = f"echo '{_verify_check.MARKER}{{\"torch\": '"  # the package listing (-I) is real
+    python.write_text(f'#!/bin/sh\n[ "$1" = -I ] && exec {sys.executable} "$@"\n{answer}\n')
+    python.chmod(0o755)
+    result = run_envsetup("verify", "--gpu", "none", "--python", str(python), env=isolated_env())
+    assert result.returncode == 1, result.stderr
+    assert "stopped before reporting (exit 0)" in result.stderr
+    assert "Traceback" not in result.stderr
