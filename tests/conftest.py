@@ -3,7 +3,8 @@
 Also, before anything is collected (modules load the matrices at import): the parsed-matrices
 cache goes to a temporary directory of this test process instead of the user's ~/.cache/envsetup
 (subprocesses inherit it; a test that wants another sets its own), and opt-ins a developer may
-have exported for real use do not leak into the CLI defaults the tests check.
+have exported for real use do not leak into the CLI defaults the tests check. Tests marked
+`uv` are skipped, saying why, where no uv can be found the way envsetup finds it.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from fake_index import uv_executable
 
 DATA = Path(__file__).parent / "data"
 
@@ -27,6 +29,12 @@ def pytest_configure(config: pytest.Config) -> None:
     config.add_cleanup(lambda: shutil.rmtree(cache, ignore_errors=True))
     for name in _USER_SETTINGS:
         os.environ.pop(name, None)
+    config.addinivalue_line("markers", "uv: runs the uv executable; skipped where there is none")
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    if item.get_closest_marker("uv"):
+        uv_executable()
 
 
 @pytest.fixture

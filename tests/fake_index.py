@@ -354,6 +354,24 @@ def isolated_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     return env
 
 
+#: Why a test that runs uv was skipped.
+UV_MISSING = "needs uv, on PATH or next to this Python (`pip install uv`; it is in the test extra)"
+
+
+def uv_executable() -> str:
+    """The uv envsetup's executors would run (`install.find_uv`); where there is none, the calling
+    test (or fixture, or the `uv` marker's setup in conftest) is skipped with UV_MISSING."""
+    import pytest
+
+    from envsetup.errors import EnvsetupError
+    from envsetup.install import find_uv
+
+    try:
+        return find_uv()
+    except EnvsetupError:
+        pytest.skip(UV_MISSING)
+
+
 def unpack(wheel: Path, target: Path) -> Path:
     """Unzip a wheel into `target`: an "installed" copy to put on PYTHONPATH, without a venv."""
     with zipfile.ZipFile(wheel) as archive:

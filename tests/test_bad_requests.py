@@ -227,6 +227,7 @@ def index() -> Iterator[Served]:
         yield served
 
 
+@pytest.mark.uv
 def test_venv_path_with_metacharacters_is_built_and_its_activation_line_is_quoted(
     tmp_path: Path, index: Served
 ) -> None:

@@ -43,6 +43,7 @@ def python311() -> str:
     return found
 
 
+@pytest.mark.uv
 def test_venv_then_verify_with_the_real_cpu_wheel(tmp_path: Path) -> None:
     house = wheelhouse()
     python = python311()

@@ -16,6 +16,7 @@ from fake_index import (
     index_fixture,
     isolated_env,
     run_envsetup,
+    uv_executable,
 )
 
 from envsetup.install_args import install_argv
@@ -24,7 +25,6 @@ from envsetup.plan import Request
 from envsetup.resolve import resolve
 
 BUILDS = [FakeBuild("2.5.1", "cpu"), FakeBuild("2.4.1", "cpu", torchaudio=None)]
-UV = str(Path(sys.executable).with_name("uv"))
 
 
 index = index_fixture(BUILDS)
@@ -38,7 +38,8 @@ def env() -> dict[str, str]:
 @pytest.fixture
 def uv_env(tmp_path: Path, env: dict[str, str]) -> Path:
     """An empty environment (uv venv: no pip), returned as its interpreter."""
-    subprocess.run([UV, "venv", "-q", "--python", sys.executable, str(tmp_path / "env")], env=env,
+    uv = uv_executable()  # skips the test where there is no uv
+    subprocess.run([uv, "venv", "-q", "--python", sys.executable, str(tmp_path / "env")], env=env,
                    check=True)  # fmt: skip
     return tmp_path / "env" / "bin" / "python"
 

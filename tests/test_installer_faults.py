@@ -23,10 +23,8 @@ from pathlib import Path
 
 import fakes
 import pytest
-from fake_index import Served, isolated_env, run_envsetup, serve_fake_index
+from fake_index import Served, isolated_env, run_envsetup, serve_fake_index, uv_executable
 from test_venv import BUILDS, request, snapshot, uv_venv
-
-REAL_UV = str(Path(sys.executable).with_name("uv"))
 
 FAKE_PIP = '''\
 """Stands in for `python -m pip install`: writes half a torch, then fails as FAKE_PIP_MODE says."""
@@ -71,7 +69,7 @@ def pip_shim(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def fake_uv(folder: Path, *, after_install: str = "", after_venv: str = "") -> dict[str, str]:
     """A `uv` on PATH that runs the real one, then does `after_*` (the environment to use)."""
     script = (
-        f'"{REAL_UV}" "$@" || exit $?\n'
+        f'"{uv_executable()}" "$@" || exit $?\n'
         f'case "$1" in pip) {after_install or "true"};; venv) {after_venv or "true"};; esac'
     )
     fakes.fake_tool(folder, "uv", then=script)
@@ -117,6 +115,7 @@ def test_pip_killed_midway_puts_the_old_environment_back(
     assert f"{target}: the old environment is back in place" in result.stderr
 
 
+@pytest.mark.uv
 @pytest.mark.parametrize("existing", [False, True], ids=["new", "force"])
 def test_uv_fails_after_installing(tmp_path: Path, index: Served, existing: bool) -> None:
     target = tmp_path / "env"
@@ -162,6 +161,7 @@ def interrupt(argv: list[str], env: dict[str, str], ready: Path, signum: int) ->
     [(signal.SIGINT, False), (signal.SIGTERM, True), (signal.SIGHUP, False)],
     ids=["sigint-new", "sigterm-force", "sighup-new"],
 )
+@pytest.mark.uv
 def test_signal_while_the_environment_is_being_created(
     tmp_path: Path, index: Served, signum: int, existing: bool
 ) -> None:

@@ -1,4 +1,4 @@
-"""The test suite keeps off the user's own envsetup state (tests/conftest.py)."""
+"""The test suite keeps off the user's own envsetup state, and says why it skips (conftest.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from fake_index import isolated_env
+import pytest
+from fake_index import UV_MISSING, isolated_env, uv_executable
 
 from envsetup import matrices
 
@@ -28,3 +29,19 @@ def test_the_tests_and_their_subprocesses_leave_the_users_cache_alone() -> None:
 def test_a_developers_opt_ins_do_not_change_the_cli_defaults_under_test() -> None:
     assert "ENVSETUP_ALLOW_INSECURE_INDEX" not in os.environ
     assert "ENVSETUP_INDEX_URL" not in os.environ
+
+
+def test_without_uv_a_uv_test_is_skipped_saying_why(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On the GPU machine the uv fixtures failed with FileNotFoundError for <python dir>/uv."""
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "python"))
+    with pytest.raises(pytest.skip.Exception, match="needs uv") as skipped:
+        uv_executable()
+    assert str(skipped.value) == UV_MISSING
+
+
+@pytest.mark.uv
+def test_the_uv_marker_finds_the_uv_envsetup_runs() -> None:
+    assert Path(uv_executable()).name.startswith("uv")

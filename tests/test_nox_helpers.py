@@ -100,6 +100,7 @@ def test_install_torch_with_pip_venv_uses_only_the_variant_index(
 
 
 @pytest.mark.slow
+@pytest.mark.uv
 def test_install_torch_with_uv_venv(noxfile: Path, served: Served) -> None:
     """UV_DEFAULT_INDEX beats uv's --index-url flag: install_torch leaves it out."""
     seen = len(served.requests)
@@ -116,6 +117,7 @@ def test_install_torch_with_uv_venv(noxfile: Path, served: Served) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.uv
 def test_a_refused_plan_fails_the_session_with_the_planners_message(
     noxfile: Path, served: Served
 ) -> None:

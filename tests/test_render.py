@@ -21,7 +21,7 @@ import pytest
 from envsetup.errors import EnvsetupError
 from envsetup.plan import Plan
 from envsetup.render import FORMATS, command_lines, quote_argv, render
-from tests.fake_index import FakeBuild, build_wheels, isolated_env, serve_fake_index
+from tests.fake_index import FakeBuild, build_wheels, isolated_env, serve_fake_index, uv_executable
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -55,9 +55,6 @@ NIGHTLY = Plan(
     pre=True,
 )
 FLAT = replace(CU121, index_url=None, find_links="https://mirror.example/flat/cu121")
-_SIBLING_UV = Path(sys.executable).with_name("uv")
-UV = str(_SIBLING_UV) if _SIBLING_UV.exists() else shutil.which("uv")
-NEEDS_UV = pytest.mark.skipif(UV is None, reason="uv is not installed")
 NEEDS_PIP = pytest.mark.skipif(
     importlib.util.find_spec("pip") is None, reason="pip is not installed in this interpreter"
 )
@@ -258,17 +255,17 @@ def test_pip_line_runs_with_dry_run() -> None:
     assert any("/cu121/torch/" in path for path in served.requests)
 
 
-@NEEDS_UV
+@pytest.mark.uv
 def test_uv_line_runs_with_dry_run(tmp_path: Path) -> None:
     venv = tmp_path / "venv"
     subprocess.run(
-        [str(UV), "venv", "-q", "--python", sys.executable, str(venv)],
+        [uv_executable(), "venv", "-q", "--python", sys.executable, str(venv)],
         check=True,
         env=isolated_env(),
     )
     with serve_fake_index(BUILDS) as served:
         argv = shlex.split(render(_served_plan(served.url), "uv"))
-        argv[0] = str(UV)
+        argv[0] = uv_executable()
         argv[argv.index("--python") + 1] = str(venv / "bin" / "python")
         result = _run([*argv, "--dry-run"])
     assert result.returncode == 0, result.stderr
@@ -287,13 +284,13 @@ def test_requirements_file_installs_with_pip_dry_run(tmp_path: Path) -> None:
     assert "Would install torch-2.5.1+cu121 torchvision-0.20.1+cu121" in result.stdout
 
 
-@NEEDS_UV
+@pytest.mark.uv
 def test_uv_project_block_locks_with_real_uv(tmp_path: Path) -> None:
     with serve_fake_index(BUILDS) as served:
         block = render(_served_plan(served.url), "uv-project")
         preamble = '[project]\nname = "demo"\nversion = "0"\nrequires-python = ">=3.9"\n'
         (tmp_path / "pyproject.toml").write_text(block.replace("[project]\n", preamble))
-        result = _run([str(UV), "lock"], cwd=tmp_path)
+        result = _run([uv_executable(), "lock"], cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     lock = tomllib.loads((tmp_path / "uv.lock").read_text())
     versions = {pkg["name"]: (pkg["version"], pkg["source"]) for pkg in lock["package"]}

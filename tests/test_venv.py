@@ -18,6 +18,7 @@ from fake_index import (
     isolated_env,
     run_envsetup,
     serve_fake_index,
+    uv_executable,
 )
 
 BUILDS = [FakeBuild("2.5.1", "cpu"), FakeBuild("2.4.1", "cpu", torchaudio=None)]
@@ -53,7 +54,7 @@ def snapshot(root: Path) -> dict[str, str]:
 
 def uv_venv(path: Path, env: dict[str, str]) -> None:
     """An existing environment for the --force cases, with a file the user cares about."""
-    uv = str(Path(sys.executable).with_name("uv"))
+    uv = uv_executable()
     subprocess.run([uv, "venv", "-q", "--python", sys.executable, str(path)], env=env, check=True)
     (path / "notes.txt").write_text("user data\n")
 
@@ -81,6 +82,7 @@ def test_fresh_venv_with_pip_installs_verifies_and_says_how_to_activate(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["env"]  # nothing aside, no temp dirs
 
 
+@pytest.mark.uv
 def test_fresh_venv_with_uv(tmp_path: Path, index: Served, env: dict[str, str]) -> None:
     target = tmp_path / "env"
     result = run_envsetup(
@@ -143,6 +145,7 @@ def test_force_never_replaces_a_directory_that_is_not_an_environment(
     assert snapshot(tmp_path) == before
 
 
+@pytest.mark.uv
 def test_force_puts_the_old_environment_back_when_the_install_fails(
     tmp_path: Path, index: Served, env: dict[str, str]
 ) -> None:
@@ -168,6 +171,7 @@ def test_force_puts_the_old_environment_back_when_the_install_fails(
     assert "the old environment is back in place" in result.stderr
 
 
+@pytest.mark.uv
 def test_force_replaces_the_old_environment_once_the_new_one_verifies(
     tmp_path: Path, index: Served, env: dict[str, str]
 ) -> None:
@@ -183,6 +187,7 @@ def test_force_replaces_the_old_environment_once_the_new_one_verifies(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["env"]
 
 
+@pytest.mark.uv
 def test_an_empty_directory_is_used_and_restored_on_failure(
     tmp_path: Path, index: Served, env: dict[str, str]
 ) -> None:
@@ -201,7 +206,7 @@ def test_an_empty_directory_is_used_and_restored_on_failure(
 @pytest.mark.slow
 @pytest.mark.parametrize(
     ("signum", "installer", "existing"),
-    [(signal.SIGINT, "pip", False), (signal.SIGTERM, "uv", True)],
+    [(signal.SIGINT, "pip", False), pytest.param(signal.SIGTERM, "uv", True, marks=pytest.mark.uv)],
     ids=["sigint-pip-new", "sigterm-uv-force"],
 )
 def test_interrupted_install_leaves_the_disk_as_before(
