@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import ctypes
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
 
 from envsetup.machine import Gpu, MigDevice, Problem
 
@@ -49,13 +49,15 @@ class _PciInfo(ctypes.Structure):
     )
 
 
-class RawMig(NamedTuple):
+@dataclass(frozen=True)
+class RawMig:
     name: bytes | None = None
     uuid: bytes | None = None
     memory_total: int | None = None  # bytes
 
 
-class RawDevice(NamedTuple):
+@dataclass(frozen=True)
+class RawDevice:
     """One GPU as NVML answered; None where a call failed or is not supported."""
 
     name: bytes | None = None
@@ -67,7 +69,8 @@ class RawDevice(NamedTuple):
     mig: tuple[RawMig, ...] = ()
 
 
-class NvmlReport(NamedTuple):
+@dataclass(frozen=True)
+class NvmlReport:
     """What one NVML session returned, before interpretation."""
 
     library: str

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import NamedTuple
+from dataclasses import dataclass
 
 from envsetup.errors import UsageError
 from envsetup.probe.findings import Findings, now
@@ -39,7 +39,8 @@ _EXPECTED = {
 }
 
 
-class Override(NamedTuple):
+@dataclass(frozen=True)
+class Override:
     """One fact forced from the environment, and the variable that forced it."""
 
     fact: str

@@ -12,13 +12,18 @@ import os
 import sys
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple
 
 from envsetup.machine import Problem
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (~3 ms of start-up)
+if TYPE_CHECKING:
+    from typing import Any
 
-class ToolResult(NamedTuple):
+
+@dataclass(frozen=True)
+class ToolResult:
     """What a tool printed, or the problem that kept it from printing anything useful."""
 
     stdout: str = ""
