@@ -20,11 +20,30 @@ from envsetup.errors import EnvsetupError
 VERBS = ("detect", "plan", "install", "venv", "verify", "matrix")
 
 
+class HelpFormatter(argparse.HelpFormatter):
+    """argparse's formatter, sized as `shutil.get_terminal_size` would but without importing
+    shutil (with bz2 and lzma): argparse builds one per argument, help or not, ~2 ms a start."""
+
+    def __init__(self, prog: str) -> None:
+        try:
+            columns = int(os.environ.get("COLUMNS", ""))
+        except ValueError:
+            columns = 0
+        stdout = sys.__stdout__
+        if columns <= 0 and stdout is not None:
+            try:
+                columns = os.get_terminal_size(stdout.fileno()).columns
+            except (ValueError, OSError):  # not a terminal
+                columns = 0
+        super().__init__(prog, width=(columns if columns > 0 else 80) - 2)
+
+
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     """All verbs, or just `only`: importing every verb module costs more than `detect` itself."""
     parser = argparse.ArgumentParser(
         prog="envsetup",
         description="Pick, install and verify the right PyTorch build for this machine.",
+        formatter_class=HelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"envsetup {__version__}")
     verbs = parser.add_subparsers(dest="verb", metavar="VERB")
@@ -33,7 +52,9 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
             module = importlib.import_module(f"envsetup.commands.{verb}")
         except ModuleNotFoundError:  # TEMPORARY while verbs are being written
             continue
-        sub = verbs.add_parser(verb, help=module.HELP, description=module.HELP)
+        sub = verbs.add_parser(
+            verb, help=module.HELP, description=module.HELP, formatter_class=HelpFormatter
+        )
         module.configure(sub)
         sub.set_defaults(run=module.run)
     return parser
