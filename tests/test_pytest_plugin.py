@@ -35,6 +35,29 @@ VISIBILITY = (
 )
 
 
+def _plugin_autoloads() -> bool:
+    """Whether pytest finds the plugin through envsetup's `pytest11` entry point, which exists
+    only where envsetup is installed (not where it is merely importable from PYTHONPATH)."""
+    from importlib.metadata import entry_points
+
+    found = entry_points()
+    group = (
+        found.select(group="pytest11") if hasattr(found, "select") else found.get("pytest11", ())
+    )
+    return any(entry.name == "envsetup" for entry in group)
+
+
+PLUGIN_AUTOLOADS = _plugin_autoloads()
+#: Where envsetup is not installed, pytester runs load the plugin by its module name instead;
+#: where it is, naming it again would register the module twice.
+LOAD_PLUGIN = () if PLUGIN_AUTOLOADS else ("-p", "envsetup.pytest_plugin")
+needs_entry_point = pytest.mark.skipif(
+    not PLUGIN_AUTOLOADS,
+    reason="envsetup is not installed here, so its pytest11 entry point (the name `-p envsetup` "
+    "and `-p no:envsetup` refer to) does not exist; pip install it to run this test",
+)
+
+
 def _real_gpu() -> bool:
     from envsetup.detect import detect
 
@@ -106,12 +129,13 @@ class Project:
         script.chmod(0o755)
 
     def run(self, *args: str) -> pytest.RunResult:
-        return self.pytester.runpytest("-p", "no:randomly", *args)
+        return self.pytester.runpytest("-p", "no:randomly", *LOAD_PLUGIN, *args)
 
-    def run_xdist(self, *args: str) -> pytest.RunResult:
-        """In a subprocess: xdist's local workers copy the sys.path the controller started
-        with, so an in-process controller would hide the fake torch from them."""
-        return self.pytester.runpytest_subprocess("-p", "no:randomly", *args)
+    def run_subprocess(self, *args: str) -> pytest.RunResult:
+        """In a fresh interpreter: for what it imports (sys.modules), and for xdist, whose local
+        workers copy the sys.path the controller started with (an in-process controller would
+        hide the fake torch from them)."""
+        return self.pytester.runpytest_subprocess("-p", "no:randomly", *LOAD_PLUGIN, *args)
 
     def torch_imports(self) -> int:
         return len(self.imports.read_text().splitlines()) if self.imports.exists() else 0
@@ -162,6 +186,7 @@ def test_marker_is_registered_so_strict_markers_pass(project):
     result.stdout.fnmatch_lines(["@pytest.mark.gpu(count=1, min_memory=None, *): the test needs*"])
 
 
+@needs_entry_point
 def test_p_no_envsetup_disables_marker_fixture_header_and_options(project):
     project.torch()
     project.pytester.makepyfile(GPU_TESTS)
@@ -176,6 +201,7 @@ def test_p_no_envsetup_disables_marker_fixture_header_and_options(project):
     result.stderr.fnmatch_lines(["*unrecognized arguments: --device*"])
 
 
+@needs_entry_point
 def test_explicit_p_envsetup_works_without_plugin_autoload(project, monkeypatch):
     project.torch()
     monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
@@ -678,7 +704,7 @@ def test_a_suite_without_gpu_tests_never_imports_torch(project):
     project.nvidia_smi()
     project.pytester.makeconftest(SYS_MODULES_PROBE)
     project.pytester.makepyfile("\n".join(f"def test_{i}():\n    pass\n" for i in range(20)))
-    result = project.pytester.runpytest_subprocess("-p", "no:randomly")
+    result = project.run_subprocess()
     result.assert_outcomes(passed=20)
     result.stdout.fnmatch_lines(["envsetup: NVIDIA H100 80GB HBM3*"])
     assert (project.pytester.path / "torch-in-sys-modules.txt").read_text() == "False"
@@ -689,7 +715,7 @@ def test_torch_is_imported_once_when_gpu_tests_and_device_run(project):
     project.cuda_torch()
     project.pytester.makeconftest(SYS_MODULES_PROBE)
     project.pytester.makepyfile(GPU_TESTS + DEVICE_TEST)
-    result = project.pytester.runpytest_subprocess("-p", "no:randomly")
+    result = project.run_subprocess()
     result.assert_outcomes(passed=3, skipped=1)
     assert (project.pytester.path / "torch-in-sys-modules.txt").read_text() == "True"
     assert project.torch_imports() == 1
@@ -729,7 +755,7 @@ def test_xdist_gives_each_worker_one_gpu_from_the_outer_list(project, monkeypatc
     project.torch()
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "GPU-aaaa,MIG-bbbb")
     project.pytester.makepyfile(XDIST_RECORD.format(n=8))
-    result = project.run_xdist("-n", "2")
+    result = project.run_subprocess("-n", "2")
     result.assert_outcomes(passed=8)
     assert visible_by_worker(project.pytester.path) == {"gw0": {"GPU-aaaa"}, "gw1": {"MIG-bbbb"}}
 
@@ -738,7 +764,7 @@ def test_xdist_more_workers_than_gpus_share_round_robin_with_a_warning(project, 
     project.torch()
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3,1")
     project.pytester.makepyfile(XDIST_RECORD.format(n=12))
-    result = project.run_xdist("-n", "3")
+    result = project.run_subprocess("-n", "3")
     result.assert_outcomes(passed=12, warnings=1)
     assert visible_by_worker(project.pytester.path) == {"gw0": {"3"}, "gw1": {"1"}, "gw2": {"3"}}
     result.stdout.fnmatch_lines(
@@ -773,7 +799,7 @@ def test_gpu(n, device):
     assert name == expected[os.environ["CUDA_VISIBLE_DEVICES"]]
 """,
     )
-    result = project.run_xdist("-n", "2")
+    result = project.run_subprocess("-n", "2")
     result.assert_outcomes(passed=12)
     assert visible_by_worker(project.pytester.path) == {"gw0": {"0"}, "gw1": {"1"}}
 
@@ -789,6 +815,6 @@ def test_device(device):
     assert torch.cuda.device_count() == 2
 """,
     )
-    result = project.run_xdist("-n", "2", "--device", "all")
+    result = project.run_subprocess("-n", "2", "--device", "all")
     result.assert_outcomes(passed=9)
     assert set().union(*visible_by_worker(project.pytester.path).values()) == {"<unset>"}
