@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import subprocess
 import sys
 from collections.abc import Callable
 from dataclasses import replace
@@ -53,6 +54,18 @@ def wheels(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Path
     return {key: build_wheels(build, root / key) for key, build in builds.items()}
 
 
+@pytest.fixture(scope="module")
+def target(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The interpreter the checks run in: a venv of this Python with nothing installed, so the
+    fakes on PYTHONPATH are the only torch family it sees. Running them in this interpreter
+    would let a real torch, torchvision or torchaudio installed next to pytest (a developer's
+    GPU machine) answer for a package a test left out."""
+    folder = tmp_path_factory.mktemp("target") / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(folder)], check=True)
+    python = folder / ("Scripts/python.exe" if sys.platform == "win32" else "bin/python")
+    return str(python)
+
+
 @pytest.fixture
 def installed(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, wheels: dict[str, dict[str, Path]]
@@ -79,15 +92,15 @@ def by_name(report: object) -> dict[str, object]:
     return {check.name: check for check in report.checks}  # type: ignore[attr-defined]
 
 
-def planned(machine: Machine, torch: str, installed: str) -> str:
+def planned(machine: Machine, torch: str | None, installed: str, python: str) -> str:
     """The command the planner gives for `machine` when `installed` is the torch in place."""
     plan = resolve(machine, Request(torch=torch), installed={"torch": installed})
-    return shlex.join(install_argv(plan, python=sys.executable))
+    return shlex.join(install_argv(plan, python=python))
 
 
-def test_cpu_build_on_cpu_machine_passes_every_check(installed) -> None:
+def test_cpu_build_on_cpu_machine_passes_every_check(installed, target: str) -> None:
     installed("cpu", torchvision="cpu", torchaudio="cpu")
-    report = verify(machine=CPU_MACHINE)
+    report = verify(target, machine=CPU_MACHINE)
     assert report.ok, report.failures
     names = [check.name for check in report.checks]
     assert names == [
@@ -105,69 +118,71 @@ def test_cpu_build_on_cpu_machine_passes_every_check(installed) -> None:
     assert "torch" not in sys.modules  # the check ran in the target interpreter, not here
 
 
-def test_cpu_build_on_gpu_machine_is_torch_not_compiled_with_cuda(installed) -> None:
+def test_cpu_build_on_gpu_machine_is_torch_not_compiled_with_cuda(installed, target: str) -> None:
     installed("cpu")
     machine = gpu_machine("550.54.14", "12.4", "8.6", "NVIDIA GeForce RTX 3090")
-    report = verify(machine=machine)
+    report = verify(target, machine=machine)
     assert not report.ok
     check = by_name(report)["gpu_build"]
     assert not check.ok
     assert "Torch not compiled with CUDA enabled" in check.detail
     assert "NVIDIA GeForce RTX 3090" in check.detail
     # The fix is the planner's exact command for this machine, same torch release.
-    expected = planned(machine, "==2.5.1", "2.5.1+cpu")
+    expected = planned(machine, "==2.5.1", "2.5.1+cpu", target)
     assert expected in check.fix
     assert "--index-url https://download.pytorch.org/whl/cu12" in check.fix
 
 
 def test_driver_too_old_for_torch_cuda_is_reported_with_torchs_own_message(
-    installed, monkeypatch: pytest.MonkeyPatch
+    installed, target: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     installed("cu130")
     monkeypatch.setenv("FAKE_TORCH_GPUS", "NVIDIA A100-SXM4-80GB:81920:8.0")
     monkeypatch.setenv("FAKE_TORCH_DRIVER_CUDA", "12.2")
     machine = gpu_machine("535.104.05", "12.2", "8.0", "NVIDIA A100-SXM4-80GB")
-    report = verify(machine=machine)
+    report = verify(target, machine=machine)
     check = by_name(report)["driver"]
     assert not check.ok
     assert "found version 12020" in check.detail
     assert "needs CUDA 13.0" in check.detail and "supports CUDA ≤ 12.2" in check.detail
     assert check.fix.startswith("update the NVIDIA driver, or install")
-    assert planned(machine, "==2.9.0", "2.9.0+cu130") in check.fix
+    assert planned(machine, "==2.9.0", "2.9.0+cu130", target) in check.fix
     assert "/whl/cu12" in check.fix
     assert by_name(report)["devices"].ok  # no --require-gpu: a CPU fallback is not a failure
     assert "too old" in by_name(report)["devices"].detail
 
 
 def test_driver_below_torch_cuda_without_a_gpu_in_sight_is_predicted_from_machine_facts(
-    installed,
+    installed, target: str
 ) -> None:
     installed("cu130")  # no FAKE_TORCH_GPUS: torch itself cannot tell
     machine = gpu_machine("535.104.05", "12.2", "8.0", "NVIDIA A100-SXM4-80GB")
-    check = by_name(verify(machine=machine))["driver"]
+    check = by_name(verify(target, machine=machine))["driver"]
     assert not check.ok
     assert "CUDA driver version is insufficient" in check.detail
 
 
 def test_newer_minor_than_driver_passes_through_minor_version_compatibility(
-    installed, monkeypatch: pytest.MonkeyPatch
+    installed, target: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     installed("cu124")
     monkeypatch.setenv("FAKE_TORCH_GPUS", H100)
     monkeypatch.setenv("FAKE_TORCH_DRIVER_CUDA", "12.2")
-    report = verify(machine=gpu_machine("535.104.05", "12.2", "9.0", "NVIDIA H100 80GB HBM3"))
+    report = verify(
+        target, machine=gpu_machine("535.104.05", "12.2", "9.0", "NVIDIA H100 80GB HBM3")
+    )
     check = by_name(report)["driver"]
     assert check.ok and "minor-version compatibility" in check.detail
     assert report.ok
 
 
 def test_gpu_without_kernels_in_the_wheel_is_no_kernel_image(
-    installed, monkeypatch: pytest.MonkeyPatch
+    installed, target: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     installed("cu121")
     monkeypatch.setenv("FAKE_TORCH_GPUS", RTX5090)
     machine = gpu_machine("575.51.03", "12.9", "12.0", "NVIDIA GeForce RTX 5090")
-    report = verify(machine=machine)
+    report = verify(target, machine=machine)
     checks = by_name(report)
     assert not checks["arch"].ok
     assert "NVIDIA GeForce RTX 5090 (sm_120)" in checks["arch"].detail
@@ -176,15 +191,19 @@ def test_gpu_without_kernels_in_the_wheel_is_no_kernel_image(
     assert "no kernel image is available" in checks["round_trip:cuda:0"].detail
     assert checks["round_trip:cpu"].ok
     assert "/whl/cu12" in checks["arch"].fix and "torch==" in checks["arch"].fix
-    assert planned(machine, None, "2.5.1+cu121") in checks["arch"].fix  # 2.5.1 has no sm_120 build
+    assert (
+        planned(machine, None, "2.5.1+cu121", target) in checks["arch"].fix
+    )  # 2.5.1 has no sm_120 build
 
 
-def test_simulated_gpu_round_trip_and_devices(installed, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_simulated_gpu_round_trip_and_devices(
+    installed, target: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     installed("cu121", torchvision="cu121")
     monkeypatch.setenv("FAKE_TORCH_GPUS", f"{H100};{H100}")
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "1")
     machine = gpu_machine("535.104.05", "12.2", "9.0", "NVIDIA H100 80GB HBM3")
-    report = verify(machine=machine, require_gpu=True)
+    report = verify(target, machine=machine, require_gpu=True)
     assert report.ok, report.failures
     checks = by_name(report)
     assert checks["round_trip:cuda:0"].ok
@@ -196,16 +215,16 @@ def test_simulated_gpu_round_trip_and_devices(installed, monkeypatch: pytest.Mon
     )  # fmt: skip
 
 
-def test_require_gpu_fails_without_a_usable_gpu(installed) -> None:
+def test_require_gpu_fails_without_a_usable_gpu(installed, target: str) -> None:
     installed("cu121")
-    report = verify(machine=CPU_MACHINE, require_gpu=True)
+    report = verify(target, machine=CPU_MACHINE, require_gpu=True)
     check = by_name(report)["devices"]
     assert not check.ok
     assert "Found no NVIDIA driver" in check.detail and "--require-gpu" in check.detail
 
 
 def test_require_gpu_says_when_cuda_visible_devices_hides_every_gpu(
-    installed, monkeypatch: pytest.MonkeyPatch
+    installed, target: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     installed("cu121")
     monkeypatch.setenv("FAKE_TORCH_GPUS", H100)
@@ -213,15 +232,17 @@ def test_require_gpu_says_when_cuda_visible_devices_hides_every_gpu(
     machine = replace(
         gpu_machine("535.104.05", "12.2", "9.0", "NVIDIA H100 80GB HBM3"), visible_gpus=()
     )
-    check = by_name(verify(machine=machine, require_gpu=True))["devices"]
+    check = by_name(verify(target, machine=machine, require_gpu=True))["devices"]
     assert not check.ok
     assert "CUDA_VISIBLE_DEVICES='' hides all 1 GPU(s)" in check.detail
     assert check.fix.startswith("unset CUDA_VISIBLE_DEVICES")  # not "install a CPU build"
 
 
-def test_companion_built_for_another_torch_is_operator_does_not_exist(installed) -> None:
+def test_companion_built_for_another_torch_is_operator_does_not_exist(
+    installed, target: str
+) -> None:
     installed("cpu", torchvision="cu121", torchaudio="cu121")
-    report = verify(machine=CPU_MACHINE)
+    report = verify(target, machine=CPU_MACHINE)
     vision = by_name(report)["companion:torchvision"]
     assert not vision.ok
     assert "operator torchvision::nms does not exist" in vision.detail
@@ -233,21 +254,21 @@ def test_companion_built_for_another_torch_is_operator_does_not_exist(installed)
     assert not audio.ok and "undefined symbol" in audio.detail
 
 
-def test_expectations_compare_release_and_variant(installed) -> None:
+def test_expectations_compare_release_and_variant(installed, target: str) -> None:
     installed("cpu")
-    report = verify(machine=CPU_MACHINE, expect=Expectation.parse("torch==2.4.1", "cu121"))
+    report = verify(target, machine=CPU_MACHINE, expect=Expectation.parse("torch==2.4.1", "cu121"))
     check = by_name(report)["expect"]
     assert not check.ok
     assert check.detail == (
         "torch 2.5.1+cpu does not match ==2.4.1; variant cpu is not the expected cu121"
     )
-    good = verify(machine=CPU_MACHINE, expect=Expectation.parse("2.5.1", "cpu"))
+    good = verify(target, machine=CPU_MACHINE, expect=Expectation.parse("2.5.1", "cpu"))
     assert by_name(good)["expect"].ok
 
 
-def test_torch_missing_is_one_failed_check_with_the_install_command(installed) -> None:
+def test_torch_missing_is_one_failed_check_with_the_install_command(installed, target: str) -> None:
     installed(None)
-    report = verify(machine=CPU_MACHINE)
+    report = verify(target, machine=CPU_MACHINE)
     assert [check.name for check in report.checks] == ["import"]
     check = report.checks[0]
     assert not check.ok and "No module named 'torch'" in check.detail
@@ -255,10 +276,12 @@ def test_torch_missing_is_one_failed_check_with_the_install_command(installed) -
     assert report.to_json()["torch"] is None
 
 
-def test_cli_json_document_and_exit_codes(installed, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cli_json_document_and_exit_codes(
+    installed, target: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     site = installed("cpu")
     env = isolated_env({"PYTHONPATH": str(site)})
-    result = run_envsetup("verify", "--json", "--gpu", "none", env=env)
+    result = run_envsetup("verify", "--json", "--gpu", "none", "--python", target, env=env)
     assert result.returncode == 0, result.stderr
     document = json.loads(result.stdout)
     assert set(document) >= {"ok", "python", "torch", "variant", "cuda", "devices", "checks"}
@@ -267,7 +290,16 @@ def test_cli_json_document_and_exit_codes(installed, monkeypatch: pytest.MonkeyP
     assert all(set(check) == {"name", "ok", "detail", "fix"} for check in document["checks"])
 
     failing = run_envsetup(
-        "verify", "--driver", "550.54.14", "--cuda", "12.4", "--compute-cap", "8.6", env=env
+        "verify",
+        "--python",
+        target,
+        "--driver",
+        "550.54.14",
+        "--cuda",
+        "12.4",
+        "--compute-cap",
+        "8.6",
+        env=env,
     )
     assert failing.returncode == 1
     assert "FAIL  gpu_build" in failing.stdout and "fix: install the build" in failing.stdout
