@@ -48,10 +48,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"envsetup {__version__}")
     verbs = parser.add_subparsers(dest="verb", metavar="VERB")
     for verb in VERBS if only is None else (only,):
-        try:
-            module = importlib.import_module(f"envsetup.commands.{verb}")
-        except ModuleNotFoundError:  # TEMPORARY while verbs are being written
-            continue
+        module = importlib.import_module(f"envsetup.commands.{verb}")
         sub = verbs.add_parser(
             verb, help=module.HELP, description=module.HELP, formatter_class=HelpFormatter
         )
