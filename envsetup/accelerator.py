@@ -241,11 +241,7 @@ def _covers(arch_list: tuple[str, ...], capability: tuple[int, int]) -> bool:
     """Read torch's own arch list ("sm_90", "compute_90") with the matrices' coverage rule."""
     from envsetup.matrices import ArchList
 
-    archs = [re.fullmatch(r"(sm|compute)_(\d+)(\d)", arch) for arch in arch_list]
-    sm = tuple(f"{m[2]}.{m[3]}" for m in archs if m and m[1] == "sm")
-    ptx = [f"{m[2]}.{m[3]}" for m in archs if m and m[1] == "compute"]
-    listed = ArchList("", "", (), sm, ptx[-1] if ptx else None, "torch.cuda.get_arch_list()")
-    return listed.covers(_dotted(capability))
+    return ArchList.from_torch(arch_list).covers(_dotted(capability))
 
 
 def accelerator_device(view: TorchView) -> str | None:

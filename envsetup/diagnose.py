@@ -92,22 +92,6 @@ def build_variant(torch: dict[str, Any]) -> str:
     return label or "cpu"
 
 
-def _arch_list(names: list[str]) -> ArchList:
-    """torch.cuda.get_arch_list() as the matrices' ArchList, so one coverage rule serves both."""
-    sm: list[str] = []
-    ptx: str | None = None
-    for name in names:
-        kind, _, digits = name.partition("_")
-        if not digits.isdigit():
-            continue  # "sm_90a": arch-specific code runs on exactly that GPU, not on newer ones
-        capability = f"{digits[:-1]}.{digits[-1]}"
-        if kind == "sm":
-            sm.append(capability)
-        elif kind == "compute" and (ptx is None or _numbers(capability) > _numbers(ptx)):
-            ptx = capability
-    return ArchList("", "", (), tuple(sm), ptx, "torch.cuda.get_arch_list()")
-
-
 def _gpu_names(gpus: tuple[Gpu, ...]) -> str:
     names = [gpu.name or f"GPU {gpu.index}" for gpu in gpus]
     return ", ".join(names)
@@ -273,7 +257,7 @@ def _kernels(seen: _Facts, machine: Machine | None, install: str) -> Check | Non
         if quoted:
             return Check("arch", False, f'torch failed on the GPU: "{quoted}"', install)
         return None
-    archs = _arch_list(seen.arch_list)
+    archs = ArchList.from_torch(seen.arch_list)
     shown = " ".join(seen.arch_list)
     missing = [f"{name} (sm_{cc.replace('.', '')})" for name, cc in gpus if not archs.covers(cc)]
     if missing or quoted:

@@ -30,7 +30,7 @@ import os
 import re
 import sys
 import zlib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -228,6 +228,23 @@ class ArchList:
         if self.ptx is not None:
             names.append(f"compute_{self.ptx.replace('.', '')}")
         return tuple(names)
+
+    @classmethod
+    def from_torch(cls, names: Iterable[str]) -> ArchList:
+        """`torch.cuda.get_arch_list()` read back (the inverse of `get_arch_list`), so a built
+        wheel's own list and the matrices' rows are judged by one `covers` rule."""
+        sm: list[str] = []
+        ptx: str | None = None
+        for name in names:
+            kind, _, digits = name.partition("_")
+            if not digits.isdigit() or len(digits) < 2:
+                continue  # "sm_90a": arch-specific code runs on exactly that GPU, not on newer ones
+            capability = f"{digits[:-1]}.{digits[-1]}"
+            if kind == "sm":
+                sm.append(capability)
+            elif kind == "compute" and (ptx is None or _arch_key(capability) > _arch_key(ptx)):
+                ptx = capability
+        return cls("", "", (), tuple(sm), ptx, "torch.cuda.get_arch_list()")
 
 
 @dataclass(frozen=True)
