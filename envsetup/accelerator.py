@@ -391,16 +391,10 @@ def _newer(left: str, right: str) -> bool:
 def fix_command(machine: Machine, installed: str | None) -> str | None:
     """The install command the planner gives for this machine, keeping the installed torch
     release when a build of it fits, else the newest that does; None when nothing fits."""
-    from envsetup.errors import EnvsetupError
     from envsetup.install_args import install_argv
     from envsetup.plan import Request
-    from envsetup.resolve import resolve
+    from envsetup.resolve import first_fit
 
     wanted = [Request(torch=installed.partition("+")[0])] if installed else []
-    for request in [*wanted, Request()]:
-        try:
-            plan = resolve(machine, request)
-        except EnvsetupError:
-            continue
-        return shlex.join(install_argv(plan, python=sys.executable))
-    return None
+    plan = first_fit(machine, [*wanted, Request()])
+    return None if plan is None else shlex.join(install_argv(plan, python=sys.executable))

@@ -30,6 +30,7 @@ __all__ = [
     "COMPANIONS",
     "NoCompatibleBuild",
     "driver_at_least",
+    "first_fit",
     "parse_companions",
     "parse_torch_spec",
     "resolve",
@@ -279,6 +280,19 @@ def resolve(
     else:
         plan = _stable_plan(context, spec, companions)
     return _with_installed(plan, installed or {}, matrices)
+
+
+def first_fit(
+    machine: Machine, requests: Iterable[Request], *, installed: dict[str, str] | None = None
+) -> Plan | None:
+    """The plan of the first request any build satisfies, None when none does: a suggested fix
+    keeps what the user has (the installed release) when it can, else takes the planner's best."""
+    for request in requests:
+        try:
+            return resolve(machine, request, installed=installed)
+        except EnvsetupError:
+            continue
+    return None
 
 
 def _context(

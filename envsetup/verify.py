@@ -136,7 +136,7 @@ def planned_fix(
         return fallback
     from envsetup.install_args import install_argv
     from envsetup.plan import Request
-    from envsetup.resolve import resolve
+    from envsetup.resolve import first_fit
 
     torch = facts.get("torch") or {}
     companions = tuple(sorted(facts.get("companions") or {}))
@@ -151,14 +151,7 @@ def planned_fix(
     current = str(torch["version"]).split("+")[0] if torch.get("version") else None
     backend = expect.variant or "auto"
     # Same torch release first (least surprise), then whatever the planner finds best.
-    for spec in dict.fromkeys([wanted or (f"=={current}" if current else None), None]):
-        try:
-            plan = resolve(
-                machine,
-                Request(torch=spec, with_=companions, backend=backend),
-                installed=installed,
-            )
-        except EnvsetupError:
-            continue
-        return shlex.join(install_argv(plan, python=python))
-    return fallback
+    specs = dict.fromkeys([wanted or (f"=={current}" if current else None), None])
+    requests = (Request(torch=spec, with_=companions, backend=backend) for spec in specs)
+    plan = first_fit(machine, requests, installed=installed)
+    return fallback if plan is None else shlex.join(install_argv(plan, python=python))
