@@ -54,7 +54,6 @@ def __dir__() -> list[str]:
 impl = pluggy.HookimplMarker("tox")
 
 _TORCH_FACTOR = re.compile(r"torch(?:(\d)(\d*)|(\d+(?:\.\d+){1,2}))")
-_BACKEND_FACTOR = re.compile(r"cpu|xpu|cu\d{2,3}|rocm\d+\.\d+(?:\.\d+)?")
 
 #: The install steps of a run environment; torch goes in before the first one that happens.
 _INSTALL_STEPS = ("deps", "dependency-groups", "package_deps", "pylock")
@@ -77,13 +76,15 @@ class TorchSettings:
 
 def settings_from_factors(env_name: str) -> TorchSettings:
     """`py311-torch25-cu121` → torch "2.5" (==2.5.*), backend "cu121"; other factors ignored."""
+    from envsetup.matrices import VARIANT_RE  # the variant names the indexes use
+
     torch = backend = ""
     for factor in env_name.split("-"):
         match = _TORCH_FACTOR.fullmatch(factor)
         if match:
             major, minor, dotted = match.groups()
             torch = dotted or (f"{major}.{minor}" if minor else f"{major}.*")
-        elif _BACKEND_FACTOR.fullmatch(factor):
+        elif VARIANT_RE.fullmatch(factor):
             backend = factor
     return TorchSettings(torch=f"=={torch}" if torch.endswith("*") else torch, backend=backend)
 
