@@ -51,7 +51,8 @@ FILES = ("nvidia.toml", "torch.toml", "archs.toml")
 #: A variant name as it appears in index URLs and local version labels.
 VARIANT_RE = re.compile(r"^(cpu|xpu|cu\d{2,3}|rocm\d+\.\d+(\.\d+)?)$")
 _CUDA_VARIANT_RE = re.compile(r"^cu(\d{2,3})$")
-_PYTHON_RE = re.compile(r"^3\.\d{1,2}t?$")
+#: A Python as the matrices and `Platform.python` spell it: "3.11", "3.13t" (free-threaded).
+PYTHON_RE = re.compile(r"^3\.\d{1,2}t?$")
 #: The ">=A,<B" range every archs.toml row uses, compared without packaging.specifiers.
 _RANGE_RE = re.compile(r"^>=(\d+(?:\.\d+)*),<(\d+(?:\.\d+)*)$")
 

@@ -7,20 +7,25 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from envsetup.errors import EnvsetupError, UsageError
-from envsetup.matrices import PLATFORMS, VARIANT_RE, Matrices, Release, load, variant_cuda
+from envsetup.matrices import (
+    PLATFORMS,
+    PYTHON_RE,
+    VARIANT_RE,
+    Matrices,
+    Release,
+    load,
+    variant_cuda,
+)
 from envsetup.plan import ALLOW_INSECURE_VARIABLE, insecure_index_allowed
 
 HELP = (
     "List the releases, variants, Pythons and GPU archs envsetup knows; `update` checks upstream."
 )
-
-_PYTHON_RE = re.compile(r"^3\.\d{1,2}t?$")
 
 #: The platform whose arch list `archs` shows when no --platform narrows the view.
 _ARCH_PLATFORM = "linux-x86_64"
@@ -112,7 +117,7 @@ def select(data: Matrices, args: argparse.Namespace) -> list[Shown]:
     from envsetup.resolve import parse_torch_spec
 
     spec = parse_torch_spec(args.torch)
-    if args.python is not None and not _PYTHON_RE.match(args.python):
+    if args.python is not None and not PYTHON_RE.match(args.python):
         raise UsageError(
             f"--python {args.python!r} is not a Python version", hint="use X.Y or X.Yt: 3.13t"
         )

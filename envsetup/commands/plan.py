@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 from dataclasses import replace
 from pathlib import Path
 
@@ -17,8 +16,6 @@ from envsetup.render import FORMATS, SHELLS, command_lines, render
 
 HELP = "Say which PyTorch build fits this (or a described) machine, and how to install it."
 
-PLATFORM_KEYS = ("linux-x86_64", "linux-aarch64", "windows-amd64", "macos-arm64", "macos-x86_64")
-_VERSION = re.compile(r"3\.\d{1,2}t?")
 
 #: Flags that describe another machine; any of them turns live detection off.
 _MACHINE_FLAGS = ("driver", "cuda", "compute_cap", "nvidia_smi_output", "platform", "gpu")
@@ -26,6 +23,7 @@ _MACHINE_FLAGS = ("driver", "cuda", "compute_cap", "nvidia_smi_output", "platfor
 
 def configure(parser: argparse.ArgumentParser) -> None:
     from envsetup.commands._request import add_machine_arguments, add_request_arguments
+    from envsetup.matrices import PLATFORMS  # planning loads the matrices anyway
 
     add_machine_arguments(parser)
     target = parser.add_argument_group("target")
@@ -34,7 +32,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         metavar="X.Y|PATH",
         help="target Python version (3.11, 3.13t) or interpreter (its installed torch is read)",
     )
-    target.add_argument("--platform", choices=PLATFORM_KEYS, help="target OS and CPU")
+    target.add_argument("--platform", choices=PLATFORMS, help="target OS and CPU")
     add_request_arguments(parser)
     output = parser.add_argument_group("output")
     output.add_argument("--installer", choices=FORMATS, default="pip")
@@ -92,9 +90,11 @@ def _machine(args: argparse.Namespace) -> tuple[Machine, dict[str, str] | None]:
 
 
 def _target_python(value: str | None) -> tuple[str | None, dict[str, str] | None]:
+    from envsetup.matrices import PYTHON_RE
+
     if value is None:
         return None, None
-    if _VERSION.fullmatch(value):
+    if PYTHON_RE.fullmatch(value):
         return value, None
     if not (os.sep in value or "/" in value or Path(value).suffix == ".exe" or "python" in value):
         raise UsageError(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import re
 import shutil
 import sys
 from pathlib import Path
@@ -18,8 +17,6 @@ from envsetup.commands.install import add_installer_argument, announce
 from envsetup.errors import UsageError
 
 HELP = "Create a virtual environment with the right torch build, verified (all or nothing)."
-
-_VERSION = re.compile(r"3\.\d{1,2}t?")
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -41,9 +38,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def base_interpreter(value: str | None, installer: str) -> str:
     """The interpreter the environment is made from; uv finds versions itself."""
+    from envsetup.matrices import PYTHON_RE  # planning the environment loads them anyway
+
     if value is None:
         return sys.executable
-    if _VERSION.fullmatch(value) and installer != "uv":
+    if PYTHON_RE.fullmatch(value) and installer != "uv":
         found = shutil.which(f"python{value}")
         if found is None:
             raise UsageError(
@@ -58,6 +57,7 @@ def run(args: argparse.Namespace) -> int:
     from envsetup.commands.verify import human
     from envsetup.install import interruptible
     from envsetup.installed import interpreter_facts
+    from envsetup.matrices import PYTHON_RE
     from envsetup.resolve import resolve
     from envsetup.venv import activation_line, check_target, create_venv
 
@@ -65,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
     check_target(path, force=args.force)  # before any probing: refuse early and cheaply
     request = request_from_args(args)
     base = base_interpreter(args.python, args.installer)
-    version = base if _VERSION.fullmatch(base) else interpreter_facts(base)[0]
+    version = base if PYTHON_RE.fullmatch(base) else interpreter_facts(base)[0]
     machine, _ = machine_from_args(args, version)
     plan = resolve(machine, request)  # a fresh environment: nothing installed to replace
     announce(plan)
