@@ -152,9 +152,23 @@ def smi_outputs() -> dict[str, str]:
     }
 
 
+#: The system commands the fake tools' scripts (and the tests' `then=`) run.
+SHELL_COMMANDS = ("cat", "sleep", "yes")
+
+
 def environ_with_path(directory: Path, **extra: str) -> dict[str, str]:
-    """A minimal environment whose PATH holds `directory` then the system folders (for sh)."""
-    env = {"PATH": os.pathsep.join([str(directory), "/usr/bin", "/bin"])}
+    """A minimal environment whose PATH holds `directory`, then links to `SHELL_COMMANDS` only.
+
+    Not the system folders themselves: on a machine with a GPU, /usr/bin holds the real
+    nvidia-smi (or rocm_agent_enumerator), which would answer for the fake machine wherever a
+    test leaves its own tool out."""
+    commands = directory.parent / ".shell-commands"
+    commands.mkdir(parents=True, exist_ok=True)
+    for name in SHELL_COMMANDS:
+        found = shutil.which(name)
+        if found is not None and not (commands / name).exists():
+            (commands / name).symlink_to(found)
+    env = {"PATH": os.pathsep.join([str(directory), str(commands)])}
     env.update(extra)
     return env
 

@@ -86,6 +86,55 @@ def test_nvml_answers_everything_so_nvidia_smi_never_runs(tmp_path: Path) -> Non
     assert any(source.startswith("NVML ") for source in _sources(machine))
 
 
+LEAK_PROBE = """
+import json, sys
+from pathlib import Path
+sys.path.insert(0, sys.argv[2])
+import fakes
+from envsetup.detect import detect
+from envsetup.probe import nvml
+root = Path(sys.argv[1])
+real = nvml.query_nvml(nvml.library_candidates("nvidia-ml", Path("/"), "linux", False))
+fake = detect(root=root, environ=fakes.environ_with_path(root / "bin"))
+print(json.dumps({
+    "real": [device.name.decode() for device in real.devices] if real else None,
+    "gpus": [gpu.name for gpu in fake.gpus],
+    "sources": [item.source for item in fake.evidence],
+}))
+"""
+
+
+@pytest.mark.skipif(fakes.compiler() is None, reason="needs a C compiler")
+def test_a_fake_root_is_a_fake_machine_where_a_real_driver_is_installed(tmp_path: Path) -> None:
+    """On a GPU machine the driver's NVML is on the loader path and nvidia-smi is in the system
+    folders: neither may answer for a fake tree (the loader path is set before the process
+    starts, hence the child process)."""
+    real = tmp_path / "real"
+    fakes.build_fake_nvml(real / "lib/libnvidia-ml.so.1", gpus=(("Real GPU", "9.0"),))
+    fakes.fake_tool(real / "bin", "nvidia-smi", log=real / "nvidia-smi.log")
+    root = tmp_path / "root"
+    fakes.nvidia_driver(root)  # a driver loaded, and no NVML, no nvidia-smi of the fake's own
+    env = {
+        **os.environ,
+        "LD_LIBRARY_PATH": str(real / "lib"),
+        "PATH": os.pathsep.join([str(real / "bin"), os.environ["PATH"]]),
+        "PYTHONPATH": str(REPO),
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", LEAK_PROBE, str(root), str(Path(__file__).parent)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    seen = json.loads(result.stdout)
+    assert seen["real"] == ["Real GPU"]  # the leak is live in that process...
+    assert seen["gpus"] == []  # ...and the fake machine has no GPU
+    assert "NVML (no libnvidia-ml / nvml.dll found)" in seen["sources"]
+    assert not (real / "nvidia-smi.log").exists()
+
+
 @pytest.mark.skipif(fakes.compiler() is None, reason="needs a C compiler")
 def test_detect_leaves_nvml_up_only_when_the_caller_exits_next(tmp_path: Path) -> None:
     fakes.nvidia_driver(tmp_path)
@@ -197,7 +246,7 @@ def test_amd_gpus_follow_nvidia_ones(tmp_path: Path) -> None:
 def test_wsl_finds_nvidia_smi_in_the_driver_folder(tmp_path: Path) -> None:
     fakes.wsl(tmp_path)
     fakes.fake_tool(tmp_path / "usr/lib/wsl/lib", "nvidia-smi", outputs=fakes.smi_outputs())
-    machine = detect(root=tmp_path, environ={"PATH": "/usr/bin:/bin"})
+    machine = detect(root=tmp_path, environ=fakes.environ_with_path(tmp_path / "bin"))
     assert machine.platform.wsl
     assert machine.device_nodes is True
     assert [gpu.name for gpu in machine.gpus] == ["NVIDIA H100 80GB HBM3"]
