@@ -117,7 +117,7 @@ def verify(session: nox.Session, torch: str, variant: str) -> None:
     plan = envsetup.nox.install_torch(
         session, torch=f"=={torch}", backend=variant, with_=with_, machine=machine
     )
-    session.log(f"installed {' '.join(plan.packages)} from {plan.index_url or 'PyPI'}")
+    session.log(f"installed {' '.join(plan.packages)} from {plan.source}")
     interpreter = str(Path(session.bin) / "python")
     expect = ["--expect", f"torch=={torch}", "--expect-variant", variant]
     gpu = cell.runner == "gpu" and mode == "require"

@@ -60,6 +60,12 @@ class Plan:
     warnings: tuple[str, ...] = ()
     alternatives: tuple[str, ...] = ()
 
+    @property
+    def source(self) -> str:
+        """Where the install takes the torch family from, as users are told: the flat mirror
+        when there is one (the installer then gets `--no-index`), else the index, else PyPI."""
+        return self.find_links or self.index_url or "PyPI"
+
     def to_json(self) -> dict[str, Any]:
         return {
             "torch": self.torch,

@@ -189,8 +189,7 @@ def tox_on_install(tox_env: ToxEnv, arguments: Any, section: str, of_type: str) 
     with tox_env.cache.compare({"args": args}, "envsetup", "torch") as (unchanged, _):
         if unchanged:
             return
-        where = plan.index_url or plan.find_links or "PyPI"
-        logging.warning("envsetup: %s from %s", " ".join(plan.packages), where)
+        logging.warning("envsetup: %s from %s", " ".join(plan.packages), plan.source)
         for reason in plan.reasons:
             logging.info("envsetup: %s", reason)
         _, dropped = installer_environment(tox_env.environment_variables)

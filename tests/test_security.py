@@ -89,6 +89,16 @@ def test_every_cell_in_every_shell_and_format_including_flat_mirrors() -> None:
     assert checked > 3 * len(CELLS) * 10
 
 
+def test_the_announced_source_is_the_one_the_installer_is_given() -> None:
+    """`install`, nox and tox say where torch comes from (Plan.source): with a flat mirror the
+    installer gets only the find-links directory (--no-index), so that is what users are told."""
+    for request in ({}, {"find_links_base": MIRROR}):
+        for plan in plans(**request):
+            argv = install_argv(plan)
+            flag = next((f for f in ("--find-links", "--index-url") if f in argv), None)
+            assert plan.source == (argv[argv.index(flag) + 1] if flag else "PyPI"), argv
+
+
 @pytest.mark.parametrize("installer", ["pip", pytest.param("uv", marks=pytest.mark.uv)])
 def test_every_cell_executor_argv_and_nox_tox_options(installer: str) -> None:
     """What install/venv run (installer_argv), and what nox's session.install and tox's

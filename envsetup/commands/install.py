@@ -43,8 +43,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def announce(plan: Plan) -> None:
     """What is about to happen and why, before the installer's output starts."""
-    where = plan.index_url or plan.find_links or "PyPI"
-    print(f"envsetup: installing {' '.join(plan.packages)} from {where}", flush=True)
+    print(f"envsetup: installing {' '.join(plan.packages)} from {plan.source}", flush=True)
     for reason in plan.reasons:
         print(f"  - {reason}")
     for warning in plan.warnings:
