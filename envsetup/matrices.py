@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 from packaging.version import InvalidVersion, Version
 
 from envsetup.errors import EnvsetupError
+from envsetup.variants import KINDS, parse_variant
 
 if TYPE_CHECKING:
     from packaging.specifiers import SpecifierSet
@@ -62,12 +63,9 @@ class MatricesError(EnvsetupError):
 
 
 def variant_cuda(variant: str) -> str | None:
-    """The CUDA version "X.Y" a `cuXY[Z]` variant was built with ("cu121" -> "12.1"), else None."""
-    match = _CUDA_VARIANT_RE.match(variant)
-    if match is None:
-        return None
-    digits = match.group(1)
-    return f"{digits[:-1]}.{digits[-1]}"
+    """The CUDA version "X.Y" a `cuXY[Z]` variant was built with ("cu121" -> "12.1"), else None;
+    only the index's own spelling counts here (the schema test holds the data files to it)."""
+    return parse_variant(variant).cuda if _CUDA_VARIANT_RE.match(variant) else None
 
 
 def _os_of(os_or_platform: str) -> str:
@@ -333,15 +331,13 @@ class Matrices:
 
 
 def variant_sort_key(variant: str) -> tuple[int, tuple[int, ...]]:
-    """cpu, then CUDA ascending, then ROCm ascending, then xpu; unknown names last."""
-    cuda = variant_cuda(variant)
-    if variant == "cpu":
-        return (0, ())
-    if cuda is not None:
-        return (1, tuple(int(p) for p in cuda.split(".")))
-    if variant.startswith("rocm"):
-        return (2, tuple(int(p) for p in variant[4:].split(".") if p.isdigit()))
-    return (3, ()) if variant == "xpu" else (4, ())
+    """cpu, then CUDA ascending, then ROCm ascending, then xpu (the order of `variants.KINDS`);
+    unknown names last."""
+    try:
+        parsed = parse_variant(variant)
+    except ValueError:
+        return (len(KINDS), ())
+    return (KINDS.index(parsed.kind), parsed.version)
 
 
 # --- reading -------------------------------------------------------------------------------------
