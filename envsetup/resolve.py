@@ -722,7 +722,7 @@ def _try_release(
 ) -> _Choice | list[str]:
     """The choice for one release, or every reason it fails (rules 3, 5, then 1 and 2)."""
     version = str(release.version)
-    pythons = _pythons(release, context.platform)
+    pythons = release.pythons(context.platform)
     if context.python not in pythons:
         shown = ", ".join(pythons) or "none"
         return [f"no wheel for Python {context.python} on {context.platform} (has {shown})"]
@@ -785,7 +785,7 @@ def _driver_upgrade(context: _Context, spec: SpecifierSet | None) -> str | None:
         return None
     strict = context.request.policy == "strict"
     for release in _candidates(context, spec):
-        if context.python not in _pythons(release, context.platform):
+        if context.python not in release.pythons(context.platform):
             continue
         floors = []
         for name in _variants(release, context.platform):
@@ -997,10 +997,6 @@ def _same_build(plan: Plan, have: Version, wanted: Version, pypi_default: str | 
 
 def _variants(release: Release, platform: str) -> tuple[str, ...]:
     return tuple(release.variants.get(platform, ()))
-
-
-def _pythons(release: Release, platform: str) -> tuple[str, ...]:
-    return release.pythons(platform)
 
 
 def _companion(release: Release, name: str) -> str | None:
