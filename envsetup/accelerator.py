@@ -323,9 +323,15 @@ def torch_dist_build(version: str | None, requires: Sequence[str] = ()) -> str:
     return "PyPI build"
 
 
+def cpu_only(build: str) -> bool:
+    """Whether a `torch_dist_build` description rules every accelerator out (a CPU-only build,
+    or no torch at all), read from metadata without importing torch."""
+    return build.startswith((_KIND_LABELS["cpu"], torch_dist_build(None)))
+
+
 def expected_device(machine: Machine, build: str) -> str:
     """The device `auto` should pick, guessed without importing torch (for the header)."""
-    if build.startswith(("CPU-only", "not installed")):
+    if cpu_only(build):
         return "cpu"
     if machine.gpus:
         return "cuda:0"

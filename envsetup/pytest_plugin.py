@@ -183,7 +183,7 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
             shared = " (shared round-robin)" if workers > len(entries) else ""
             pinned = f"{variable}={','.join(entries)}"
             lines.append(f"envsetup: xdist: {workers} workers, one GPU each from {pinned}{shared}")
-    if machine.gpus and build.startswith(("CPU-only", "not installed")):
+    if machine.gpus and accelerator.cpu_only(build):
         lines.append(
             f"envsetup: warning: a GPU is present but {torch_label} cannot use it; gpu tests "
             "will be skipped (--gpu require fails them)"
