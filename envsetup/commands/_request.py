@@ -1,15 +1,18 @@
 """Machine and request flags shared by `plan`, `install` and `venv` (and machine flags by `verify`).
 
 `install` and `venv` decide what to install exactly as `plan` does, so they accept the same
-flags with the same meaning; the machine is built by `plan`'s own code from the same namespace.
+flags with the same meaning, and one `machine_from_args` builds the machine for all of them.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+from dataclasses import replace
+from pathlib import Path
 
-from envsetup.machine import Machine
+from envsetup.errors import UsageError
+from envsetup.machine import Gpu, Machine, Platform
 from envsetup.plan import (
     ALLOW_INSECURE_VARIABLE,
     PYTORCH_INDEX_BASE,
@@ -38,6 +41,10 @@ def add_machine_arguments(parser: argparse.ArgumentParser) -> None:
     )
     machine.add_argument("--gpu", choices=("none",), help="treat the machine as having no GPU")
     parser.set_defaults(platform=None)  # installing happens here: the platform is this one
+
+
+#: Flags that describe another machine; any of them turns live detection off.
+_MACHINE_FLAGS = ("driver", "cuda", "compute_cap", "nvidia_smi_output", "platform", "gpu")
 
 
 def add_request_arguments(parser: argparse.ArgumentParser) -> None:
@@ -93,9 +100,82 @@ def request_from_args(args: argparse.Namespace) -> Request:
 
 
 def machine_from_args(
-    args: argparse.Namespace, python: str | None
+    args: argparse.Namespace, target: str | None
 ) -> tuple[Machine, dict[str, str] | None]:
-    """(machine, installed torch-family builds) for target `python` (a version or a path)."""
-    from envsetup.commands.plan import _machine
+    """The machine to plan for (detected, or described by the machine flags) and the torch
+    builds installed in the target environment, for `target`: a Python version or a path."""
+    python, installed = _target_python(target)
+    if not any(getattr(args, name) is not None for name in _MACHINE_FLAGS):
+        from envsetup.detect import detect
 
-    return _machine(argparse.Namespace(**{**vars(args), "python": python}))
+        machine = detect(shutdown_nvml=False)  # a CLI process: exit releases NVML
+        if python is not None:
+            machine = replace(machine, platform=replace(machine.platform, python=python))
+        elif installed is None:  # the target is this interpreter's environment
+            from envsetup.installed import installed_versions
+
+            installed = installed_versions()
+        return machine, installed
+    return _described(args, python), installed
+
+
+def _target_python(value: str | None) -> tuple[str | None, dict[str, str] | None]:
+    from envsetup.matrices import PYTHON_RE
+
+    if value is None:
+        return None, None
+    if PYTHON_RE.fullmatch(value):
+        return value, None
+    if not (os.sep in value or "/" in value or Path(value).suffix == ".exe" or "python" in value):
+        raise UsageError(
+            f"--python {value!r} is neither a version like 3.11 / 3.13t nor an interpreter path"
+        )
+    from envsetup.installed import interpreter_facts
+
+    return interpreter_facts(value)
+
+
+def _described(args: argparse.Namespace, python: str | None) -> Machine:
+    """A machine built from flags, for planning a machine other than this one."""
+    from envsetup.probe.host import python_tag
+    from envsetup.probe.overrides import normalise_capabilities, normalise_cuda, normalise_driver
+
+    if args.platform is not None:
+        os_name, _, arch = args.platform.partition("-")
+        platform = Platform(os=os_name, arch=arch, python=python or python_tag())
+    else:
+        from envsetup.probe.host import current_platform
+
+        platform = current_platform()
+        if python is not None:
+            platform = replace(platform, python=python)
+    if args.gpu == "none":
+        flags = _MACHINE_FLAGS[:4]
+        given = [f"--{name.replace('_', '-')}" for name in flags if getattr(args, name)]
+        if given:
+            raise UsageError(f"--gpu none contradicts {', '.join(given)}")
+        return Machine(platform=platform)
+    machine = Machine(platform=platform)
+    if args.nvidia_smi_output is not None:
+        machine = _from_smi(args.nvidia_smi_output, platform)
+    driver, cuda, gpus = machine.driver_version, machine.cuda_version, machine.gpus
+    try:
+        if args.driver is not None:
+            driver = normalise_driver(args.driver)
+        if args.cuda is not None:
+            cuda = normalise_cuda(args.cuda)
+        if args.compute_cap is not None:
+            caps = normalise_capabilities(args.compute_cap)
+            gpus = tuple(Gpu(index=i, compute_capability=cc) for i, cc in enumerate(caps))
+    except ValueError as error:
+        raise UsageError(
+            f"invalid machine flag value {str(error)!r}",
+            hint="expected --driver 535.104.05, --cuda 12.2, --compute-cap 8.6[,9.0]",
+        ) from None
+    return replace(machine, driver_version=driver, cuda_version=cuda, gpus=gpus)
+
+
+def _from_smi(path: str, platform: Platform) -> Machine:
+    from envsetup.detect import machine_from_saved_output
+
+    return machine_from_saved_output(path, platform=platform)
