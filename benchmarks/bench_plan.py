@@ -30,23 +30,15 @@ def run(report: Any) -> None:
     report.ratio("envsetup plan --json (flags) / python -c pass", described, bare, "<= 2.0")
     report.ratio("envsetup plan --json (live) / python -c pass", live, bare, "<= 2.0")
 
+    from bench_scaling import matrix_cells  # benchmarks/ is sys.path[0] under run.py
+
     from envsetup.machine import Gpu, Machine, Platform
     from envsetup.matrices import load
     from envsetup.plan import Request
     from envsetup.resolve import resolve
 
     matrices = load()
-    cells = []
-    for release in matrices.releases:
-        for platform, variants in release.variants.items():
-            os_name, _, arch = platform.partition("-")
-            for variant in variants:
-                pythons = [
-                    p for p in release.pythons(platform) if release.has_wheel(p, platform, variant)
-                ]
-                if pythons:
-                    machine = Machine(platform=Platform(os_name, arch, pythons[-1]))
-                    cells.append((machine, Request(torch=release.torch, backend=variant)))
+    cells = [(machine, request) for _, machine, request in matrix_cells()]
     report.section(f"resolver, in-process ({len(cells)} matrix cells)")
 
     def every_cell() -> None:

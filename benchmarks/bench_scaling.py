@@ -20,7 +20,9 @@ TESTS = Path(__file__).resolve().parent.parent / "tests"
 COUNTS = (1, 8, 16)
 
 
-def _cells() -> list[tuple[str, Any, Any]]:
+def matrix_cells() -> list[tuple[str, Any, Any]]:
+    """(label, machine, request) per published torch x platform x variant, on its newest
+    Python: the cell set both this file and bench_plan time."""
     from envsetup.machine import Machine, Platform
     from envsetup.matrices import load
     from envsetup.plan import Request
@@ -47,7 +49,7 @@ def _per_cell(report: Any) -> None:
     from envsetup.resolve import resolve
 
     matrices = load()
-    cells = _cells()
+    cells = matrix_cells()
     per_cell: dict[str, float] = {}
     for label, machine, request in cells:
         resolve(machine, request, matrices)  # warm
