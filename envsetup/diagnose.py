@@ -11,14 +11,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
 
 from envsetup.errors import UsageError
 from envsetup.machine import Gpu, Machine
-from envsetup.matrices import ArchList
-from envsetup.resolve import visible_gpus
+from envsetup.matrices import ArchList, load
+from envsetup.resolve import driver_verdict, parse_torch_spec, visible_gpus
 from envsetup.variants import Variant, parse_variant
 
 __all__ = ["Check", "Expectation", "build_variant", "diagnose"]
@@ -48,22 +47,16 @@ class Expectation:
         """Validate user input; bad values are usage errors (exit 2)."""
         spec = None
         if torch is not None:
-            text = torch.strip()
+            # The same reading as `--torch`: 2.5.1 → ==2.5.1, 2.5 → ==2.5.*, or a specifier.
             try:
-                if text[:1].isdigit():
-                    text = f"=={text}"
-                    SpecifierSet(text)
-                else:
-                    requirement = Requirement(text)
-                    if requirement.name != "torch":
-                        raise InvalidRequirement(f"names {requirement.name}, not torch")
-                    text = str(requirement.specifier)
-            except (InvalidRequirement, InvalidSpecifier) as error:
+                spec = str(parse_torch_spec(torch)) if torch.strip() else ""
+            except UsageError:
+                spec = ""
+            if not spec:
                 raise UsageError(
-                    f"--expect {torch!r} is not a torch requirement ({error})",
-                    hint="write it like torch==2.5.1, torch>=2.4 or 2.5.1",
-                ) from None
-            spec = text
+                    f"--expect {torch!r} is not a torch requirement",
+                    hint="write it like torch==2.5.1, torch>=2.4, 2.5 or 2.5.1",
+                )
         name = None
         if variant is not None:
             try:
@@ -213,26 +206,35 @@ def _driver(seen: _Facts, machine: Machine | None, install: str) -> Check | None
             f'"{quoted}"',
             upgrade,
         )
-    if have is None:
+    if have is None and (machine is None or machine.driver_version is None):
         return Check("driver", True, f"torch needs CUDA {seen.cuda}; driver version unknown")
-    wanted, supported = _numbers(seen.cuda)[:2], _numbers(have)[:2]
-    if wanted <= supported:
-        return Check(
-            "driver", True, f"{driver} supports CUDA ≤ {have}; torch was built with {seen.cuda}"
-        )
-    if wanted[0] == supported[0]:
+    assert machine is not None
+    build = parse_variant(f"cuda{seen.cuda}")
+    verdict = driver_verdict(
+        load(),
+        build,
+        os=machine.platform.os,
+        driver=machine.driver_version,
+        max_cuda=have,
+    )
+    limit = f" supports CUDA ≤ {have}" if have else ""
+    if verdict is None:
+        native = have is not None and _numbers(seen.cuda)[:2] <= _numbers(have)[:2]
+        if native:
+            return Check("driver", True, f"{driver}{limit}; torch was built with {seen.cuda}")
         return Check(
             "driver",
             True,
-            f"{driver} supports CUDA ≤ {have}; torch was built with {seen.cuda}: it runs through "
-            "NVIDIA's minor-version compatibility (PTX JIT and run-time compilation may still "
-            "need a newer driver)",
+            f"{driver}{limit}; torch was built with {seen.cuda}: it runs through NVIDIA's "
+            "minor-version compatibility (PTX JIT and run-time compilation may still need a "
+            "newer driver)",
         )
     return Check(
         "driver",
         False,
-        f"torch {seen.version} needs CUDA {seen.cuda} but the {driver} supports CUDA ≤ {have}; "
-        '"CUDA driver version is insufficient for CUDA runtime version" follows on first use',
+        f"torch {seen.version} needs CUDA {seen.cuda} but the {driver}{limit} cannot run it "
+        f'({verdict}); "CUDA driver version is insufficient for CUDA runtime version" follows '
+        "on first use",
         upgrade,
     )
 

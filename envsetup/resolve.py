@@ -406,34 +406,54 @@ def _driver_max_cuda(machine: Machine, matrices: Matrices) -> tuple[str | None, 
 # --- rule 1: the driver
 
 
-def _driver_floor(context: _Context, variant: Variant) -> str | None:
+def driver_floor(matrices: Matrices, variant: Variant, os: str) -> str | None:
     """The minimum driver for a cuXY variant: the MVC floor of its major, else the toolkit's."""
     major = variant.cuda_major
     assert major is not None and variant.cuda is not None
-    matrices = context.matrices
-    floor = matrices.minor_compat_floor(major, context.os)
-    return floor if floor is not None else matrices.toolkit_driver(variant.cuda, context.os)
+    floor = matrices.minor_compat_floor(major, os)
+    return floor if floor is not None else matrices.toolkit_driver(variant.cuda, os)
 
 
 def _driver_verdict(context: _Context, variant: Variant) -> str | None:
-    """Why the driver cannot run `variant`, or None when it can (rule 1).
+    """Why the driver cannot run `variant`, or None when it can (rule 1)."""
+    return driver_verdict(
+        context.matrices,
+        variant,
+        os=context.os,
+        driver=context.driver,
+        max_cuda=context.max_cuda,
+        strict=context.request.policy == "strict",
+    )
 
-    A variant at or below the CUDA version the driver reports runs natively; above it, only
+
+def driver_verdict(
+    matrices: Matrices,
+    variant: Variant,
+    *,
+    os: str,
+    driver: str | None,
+    max_cuda: str | None,
+    strict: bool = False,
+) -> str | None:
+    """Why a driver cannot run a cuXY build, or None when it can (rule 1).
+
+    A build at or below the CUDA version the driver reports runs natively; above it, only
     through minor-version compatibility within the same major, which needs the major's floor.
+    The resolver and `verify` both ask this, so a plan and a check never disagree.
     """
     cuda = _cuda_tuple(variant.cuda or "0.0")
-    floor = _driver_floor(context, variant)
+    floor = driver_floor(matrices, variant, os)
     needs = f"{variant} needs driver ≥ {floor}" if floor else f"{variant} needs a newer driver"
-    if context.max_cuda is not None:
-        limit = _cuda_tuple(context.max_cuda)
+    if max_cuda is not None:
+        limit = _cuda_tuple(max_cuda)
         if cuda <= limit:
             return None
-        if context.request.policy == "strict":
-            return f"{variant} is newer than CUDA {context.max_cuda} (--policy strict)"
+        if strict:
+            return f"{variant} is newer than CUDA {max_cuda} (--policy strict)"
         if cuda[0] > limit[0]:
             return needs
-    if context.driver is not None:
-        if floor is not None and not driver_at_least(context.driver, floor):
+    if driver is not None:
+        if floor is not None and not driver_at_least(driver, floor):
             return needs
         if floor is None:
             return f"no driver minimum is known for {variant}"
@@ -590,7 +610,7 @@ def _explain(context: _Context, version: str, variant: Variant, notes: tuple[str
                 f"no torch {version} variant ≤ {limit}{wheels_have} fits; {variant} is "
                 f"the nearest newer CUDA {variant.cuda_major}.x build"
             )
-        floor = _driver_floor(context, variant)
+        floor = driver_floor(context.matrices, variant, context.os)
         if not native:
             minor_compat = True
             warnings.append(
@@ -797,7 +817,7 @@ def _driver_upgrade(context: _Context, spec: SpecifierSet | None) -> str | None:
             if strict:
                 floor = context.matrices.toolkit_driver(variant.cuda or "", context.os)
             else:
-                floor = _driver_floor(context, variant)
+                floor = driver_floor(context.matrices, variant, context.os)
             if floor is not None:
                 floors.append((_numbers(floor), floor, variant))
         if floors:

@@ -47,6 +47,7 @@ def wheels(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Path
     root = tmp_path_factory.mktemp("wheels")
     builds = {
         "cpu": FakeBuild("2.5.1", "cpu"),
+        "cu118": FakeBuild("2.5.1", "cu118"),
         "cu121": FakeBuild("2.5.1", "cu121"),
         "cu124": FakeBuild("2.5.1", "cu124"),
         "cu130": FakeBuild("2.9.0", "cu130"),
@@ -176,6 +177,19 @@ def test_newer_minor_than_driver_passes_through_minor_version_compatibility(
     assert report.ok
 
 
+def test_same_major_below_the_minor_compat_floor_is_driver_insufficient(
+    installed, target: str
+) -> None:
+    """Driver 450.36.06 reports CUDA 11.0 but is below CUDA 11's minor-version-compatibility
+    floor (450.80.02): a cu118 build cannot run there, as the planner also says."""
+    installed("cu118")
+    machine = gpu_machine("450.36.06", "11.0", "8.0", "NVIDIA A100-SXM4-40GB")
+    check = by_name(verify(target, machine=machine))["driver"]
+    assert not check.ok
+    assert "cu118 needs driver ≥ 450.80.02" in check.detail
+    assert "update the NVIDIA driver" in check.fix
+
+
 def test_gpu_without_kernels_in_the_wheel_is_no_kernel_image(
     installed, target: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -264,6 +278,13 @@ def test_expectations_compare_release_and_variant(installed, target: str) -> Non
     )
     good = verify(target, machine=CPU_MACHINE, expect=Expectation.parse("2.5.1", "cpu"))
     assert by_name(good)["expect"].ok
+
+
+def test_expect_reads_versions_as_torch_does() -> None:
+    """`--expect 2.5` means any 2.5.x, as `--torch 2.5` does; specifiers and names work too."""
+    assert Expectation.parse("2.5", None).torch == "==2.5.*"
+    assert Expectation.parse("2.5.1", None).torch == "==2.5.1"
+    assert Expectation.parse("torch>=2.4", None).torch == ">=2.4"
 
 
 def test_torch_missing_is_one_failed_check_with_the_install_command(installed, target: str) -> None:
