@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from envsetup.machine import Gpu, Machine
+from envsetup.variants import version_tuple
 
 #: Backends a `gpu(backend=...)` marker may ask for. ROCm builds of torch use the "cuda" device.
 BACKENDS = ("cuda", "rocm", "mps")
@@ -372,7 +373,11 @@ def why_unusable(view: TorchView, machine: Machine, fix: Callable[[], str | None
         cause = f"CUDA_VISIBLE_DEVICES hides every GPU from {torch_name}"
         cause += " — fix: unset it or list a GPU in it"
         install = False
-    elif view.cuda and machine.cuda_version and _newer(view.cuda, machine.cuda_version):
+    elif (
+        view.cuda
+        and machine.cuda_version
+        and version_tuple(view.cuda)[:2] > version_tuple(machine.cuda_version)[:2]
+    ):
         cause = f"{torch_name} is built for CUDA {view.cuda}, newer than the driver supports"
     elif view.hip and not machine.amd_gpus:
         cause = f"{torch_name} is a ROCm build, these GPUs need a CUDA build"
@@ -385,13 +390,6 @@ def why_unusable(view: TorchView, machine: Machine, fix: Callable[[], str | None
     present = f"{describe_gpus(machine)} present" + (f" ({where})" if where else "")
     command = fix() if install else None
     return f"{present}, but {cause}" + (f" — fix: {command}" if command else "")
-
-
-def _newer(left: str, right: str) -> bool:
-    """ "13.0" > "12.2", reading only the leading numbers (no packaging import at plugin load)."""
-    return [int(n) for n in re.findall(r"\d+", left)[:2]] > [
-        int(n) for n in re.findall(r"\d+", right)[:2]
-    ]
 
 
 def fix_command(machine: Machine, installed: str | None) -> str | None:

@@ -18,7 +18,7 @@ from envsetup.errors import UsageError
 from envsetup.machine import Gpu, Machine
 from envsetup.matrices import ArchList, load
 from envsetup.resolve import driver_verdict, parse_torch_spec, visible_gpus
-from envsetup.variants import Variant, parse_variant
+from envsetup.variants import Variant, parse_variant, version_tuple
 
 __all__ = ["Check", "Expectation", "build_variant", "diagnose"]
 
@@ -66,10 +66,6 @@ class Expectation:
         return cls(spec, name)
 
 
-def _numbers(text: str) -> tuple[int, ...]:
-    return tuple(int(part) for part in text.split(".") if part.isdigit())
-
-
 def build_variant(torch: dict[str, Any]) -> str:
     """The variant of an installed torch: its local label, else what it was compiled with."""
     _, _, label = str(torch.get("version", "")).partition("+")
@@ -78,10 +74,10 @@ def build_variant(torch: dict[str, Any]) -> str:
     except ValueError:
         pass
     if torch.get("cuda"):
-        major, minor = _numbers(str(torch["cuda"]))[:2]
+        major, minor = version_tuple(str(torch["cuda"]))[:2]
         return Variant("cuda", (major, minor)).name
     if torch.get("hip"):
-        return Variant("rocm", _numbers(str(torch["hip"]))[:2]).name
+        return Variant("rocm", version_tuple(str(torch["hip"]))[:2]).name
     return label or "cpu"
 
 
@@ -219,7 +215,7 @@ def _driver(seen: _Facts, machine: Machine | None, install: str) -> Check | None
     )
     limit = f" supports CUDA ≤ {have}" if have else ""
     if verdict is None:
-        native = have is not None and _numbers(seen.cuda)[:2] <= _numbers(have)[:2]
+        native = have is not None and version_tuple(seen.cuda)[:2] <= version_tuple(have)[:2]
         if native:
             return Check("driver", True, f"{driver}{limit}; torch was built with {seen.cuda}")
         return Check(

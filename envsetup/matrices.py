@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 from packaging.version import InvalidVersion, Version
 
 from envsetup.errors import EnvsetupError
-from envsetup.variants import KINDS, parse_variant
+from envsetup.variants import KINDS, parse_variant, version_tuple
 
 if TYPE_CHECKING:
     from packaging.specifiers import SpecifierSet
@@ -71,11 +71,6 @@ def variant_cuda(variant: str) -> str | None:
 def _os_of(os_or_platform: str) -> str:
     """Accept "linux", "windows", or a platform key; the NVIDIA tables only know the OS."""
     return os_or_platform.split("-", 1)[0]
-
-
-def _arch_key(compute_capability: str) -> tuple[int, int]:
-    major, _, minor = compute_capability.partition(".")
-    return int(major), int(minor or 0)
 
 
 class _DriverMinimums:
@@ -214,12 +209,12 @@ class ArchList:
         SASS for X.Y runs on X.Z with Z >= Y (same major); PTX for X.Y is JIT-compiled on any newer
         GPU. Arch-specific targets ("9.0a") are not listed in the matrices, so the rule holds.
         """
-        target = _arch_key(compute_capability)
+        target = version_tuple(compute_capability)
         for arch in self.sm:
-            major, minor = _arch_key(arch)
+            major, minor = version_tuple(arch)[:2]
             if major == target[0] and minor <= target[1]:
                 return True
-        return self.ptx is not None and _arch_key(self.ptx) <= target
+        return self.ptx is not None and version_tuple(self.ptx) <= target
 
     def get_arch_list(self) -> tuple[str, ...]:
         """The list as `torch.cuda.get_arch_list()` prints it: sm_XY, then compute_XY for PTX."""
@@ -241,7 +236,9 @@ class ArchList:
             capability = f"{digits[:-1]}.{digits[-1]}"
             if kind == "sm":
                 sm.append(capability)
-            elif kind == "compute" and (ptx is None or _arch_key(capability) > _arch_key(ptx)):
+            elif kind == "compute" and (
+                ptx is None or version_tuple(capability) > version_tuple(ptx)
+            ):
                 ptx = capability
         return cls("", "", (), tuple(sm), ptx, "torch.cuda.get_arch_list()")
 

@@ -19,7 +19,7 @@ from packaging.version import Version
 from envsetup.errors import EnvsetupError, UsageError
 from envsetup.machine import Gpu, Machine
 from envsetup.plan import TORCH_FAMILY, Plan, Request
-from envsetup.variants import Variant, parse_variant
+from envsetup.variants import Variant, parse_variant, version_tuple
 
 if TYPE_CHECKING:
     from packaging.specifiers import SpecifierSet
@@ -145,17 +145,7 @@ def _check_url(url: str, what: str, allow_insecure: bool) -> str:
 
 def driver_at_least(driver: str, floor: str) -> bool:
     """Compare NVIDIA driver versions numerically ("535.104.05" ≥ "525.60.13")."""
-    return _numbers(driver) >= _numbers(floor)
-
-
-def _numbers(version: str) -> tuple[int, ...]:
-    parts = tuple(int(part) for part in version.split(".") if part.isdigit())
-    return parts + (0,) * (3 - len(parts))
-
-
-def _cuda_tuple(text: str) -> tuple[int, int]:
-    major, _, minor = text.partition(".")
-    return int(major), int(minor.split(".")[0] or 0)
+    return version_tuple(driver, 3) >= version_tuple(floor, 3)
 
 
 def _sm(capability: str) -> str:
@@ -441,11 +431,11 @@ def driver_verdict(
     through minor-version compatibility within the same major, which needs the major's floor.
     The resolver and `verify` both ask this, so a plan and a check never disagree.
     """
-    cuda = _cuda_tuple(variant.cuda or "0.0")
+    cuda = version_tuple(variant.cuda or "0.0")[:2]
     floor = driver_floor(matrices, variant, os)
     needs = f"{variant} needs driver ≥ {floor}" if floor else f"{variant} needs a newer driver"
     if max_cuda is not None:
-        limit = _cuda_tuple(max_cuda)
+        limit = version_tuple(max_cuda)[:2]
         if cuda <= limit:
             return None
         if strict:
@@ -574,7 +564,7 @@ def _best(context: _Context, variants: list[Variant]) -> Variant:
         return max(variants, key=lambda v: (known(v.name) is not None, v.version))
     if context.target != "cuda" or context.max_cuda is None:
         return max(variants, key=lambda v: v.version)
-    limit = _cuda_tuple(context.max_cuda)
+    limit = version_tuple(context.max_cuda)[:2]
 
     def key(variant: Variant) -> tuple[bool, bool, tuple[int, ...]]:
         own_major = variant.version[0] == limit[0]
@@ -593,7 +583,9 @@ def _explain(context: _Context, version: str, variant: Variant, notes: tuple[str
     wheels_have = f" whose wheels include {_sm_list(covered)}" if covered else ""
     if variant.kind == "cuda":
         limit = context.max_cuda
-        native = limit is None or _cuda_tuple(variant.cuda or "0.0") <= _cuda_tuple(limit)
+        native = (
+            limit is None or version_tuple(variant.cuda or "0.0")[:2] <= version_tuple(limit)[:2]
+        )
         if context.forced is not None:
             include = f" and include {_sm_list(covered)}" if covered else ""
             reasons.append(
@@ -819,7 +811,7 @@ def _driver_upgrade(context: _Context, spec: SpecifierSet | None) -> str | None:
             else:
                 floor = driver_floor(context.matrices, variant, context.os)
             if floor is not None:
-                floors.append((_numbers(floor), floor, variant))
+                floors.append((version_tuple(floor, 3), floor, variant))
         if floors:
             _, floor, variant = min(floors)
             return f"upgrade the driver to ≥ {floor} for torch {release.version} ({variant})"

@@ -3,6 +3,8 @@
 Users, environment variables and other tools spell the same build many ways ("cu121", "cu12.1",
 "cuda12.1", "CUDA-12.1"); the resolver compares them by CUDA or ROCm version, never as strings
 ("cu130" < "cu92" as text). Variants of different kinds do not order against each other.
+`version_tuple` reads the dotted versions those comparisons meet (CUDA, ROCm, driver, compute
+capability) the same way everywhere.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-__all__ = ["KINDS", "Variant", "parse_variant"]
+__all__ = ["KINDS", "Variant", "parse_variant", "version_tuple"]
 
 KINDS = ("cpu", "cuda", "rocm", "xpu")
 
@@ -97,3 +99,13 @@ def parse_variant(text: str) -> Variant:
         f"unknown variant {text!r}; expected cpu, xpu, cuXY (cu121, cu12.1, cuda12.1) "
         "or rocmX.Y[.Z] (rocm6.2, rocm6.2.4)"
     )
+
+
+def version_tuple(text: str, width: int = 2) -> tuple[int, ...]:
+    """ "535.104.05" → (535, 104, 5): numbers compare where strings do not ("13.0" > "9.2").
+
+    Parts that are not plain digits are skipped; zeros pad to `width`, so "12" and "12.0" are
+    equal and `[:2]` is always (major, minor). Stdlib only: the plugin reads it at load.
+    """
+    parts = tuple(int(part) for part in text.split(".") if part.isdigit())
+    return parts + (0,) * (width - len(parts))

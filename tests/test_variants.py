@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from envsetup.variants import Variant, parse_variant
+from envsetup.variants import Variant, parse_variant, version_tuple
 
 
 @pytest.mark.parametrize(
@@ -63,3 +63,10 @@ def test_properties() -> None:
     assert not Variant("cpu").is_gpu
     assert Variant("xpu").is_gpu
     assert parse_variant("cu121") == Variant("cuda", (12, 1))
+
+
+def test_version_tuple_compares_numbers_not_text() -> None:
+    assert version_tuple("535.104.05", 3) == (535, 104, 5)
+    assert version_tuple("13.0") > version_tuple("9.2")
+    assert version_tuple("12") == version_tuple("12.0") == (12, 0)
+    assert version_tuple("12.8.93")[:2] == (12, 8)
