@@ -229,10 +229,12 @@ def unmet(requirement: GpuRequirement, view: TorchView) -> list[str]:
             have = f"torch {view.version} is a {view.build}"
             missing.append(f"needs CUDA {_dotted(requirement.min_cuda)}, {have}")
     if backend == "cuda" and view.arch_list:
+        from envsetup.matrices import arch_name
+
         for d in used:
             if not _covers(view.arch_list, d.capability):
                 missing.append(
-                    f"torch {view.version} has no kernels for sm_{d.capability[0]}{d.capability[1]}"
+                    f"torch {view.version} has no kernels for {arch_name(_dotted(d.capability))}"
                     f" ({d.name}); its wheels hold {', '.join(view.arch_list)}"
                 )
     return missing

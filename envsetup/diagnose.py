@@ -16,7 +16,7 @@ from packaging.version import InvalidVersion, Version
 
 from envsetup.errors import UsageError
 from envsetup.machine import Gpu, Machine
-from envsetup.matrices import ArchList, load
+from envsetup.matrices import ArchList, arch_name, load
 from envsetup.resolve import driver_verdict, parse_torch_spec, visible_gpus
 from envsetup.variants import Variant, parse_variant, version_tuple
 
@@ -257,7 +257,7 @@ def _kernels(seen: _Facts, machine: Machine | None, install: str) -> Check | Non
         return None
     archs = ArchList.from_torch(seen.arch_list)
     shown = " ".join(seen.arch_list)
-    missing = [f"{name} (sm_{cc.replace('.', '')})" for name, cc in gpus if not archs.covers(cc)]
+    missing = [f"{name} ({arch_name(cc)})" for name, cc in gpus if not archs.covers(cc)]
     if missing or quoted:
         why = f'; torch raises "{quoted}"' if quoted else ""
         return Check(
@@ -267,7 +267,7 @@ def _kernels(seen: _Facts, machine: Machine | None, install: str) -> Check | Non
             f"wheel carries {shown}{why}",
             install,
         )
-    listed = ", ".join(f"{name} sm_{cc.replace('.', '')}" for name, cc in gpus)
+    listed = ", ".join(f"{name} {arch_name(cc)}" for name, cc in gpus)
     return Check("arch", True, f"kernels for every GPU ({listed}) in: {shown}")
 
 

@@ -218,9 +218,9 @@ class ArchList:
 
     def get_arch_list(self) -> tuple[str, ...]:
         """The list as `torch.cuda.get_arch_list()` prints it: sm_XY, then compute_XY for PTX."""
-        names = [f"sm_{arch.replace('.', '')}" for arch in self.sm]
+        names = [arch_name(arch) for arch in self.sm]
         if self.ptx is not None:
-            names.append(f"compute_{self.ptx.replace('.', '')}")
+            names.append(arch_name(self.ptx, "compute"))
         return tuple(names)
 
     @classmethod
@@ -241,6 +241,13 @@ class ArchList:
             ):
                 ptx = capability
         return cls("", "", (), tuple(sm), ptx, "torch.cuda.get_arch_list()")
+
+
+def arch_name(compute_capability: str, kind: str = "sm") -> str:
+    """ "8.6" → "sm_86" ("compute_86" for PTX): torch's spelling of a GPU architecture, which
+    plans, checks and test skips print so users can match it against `get_arch_list()`."""
+    major, minor = version_tuple(compute_capability)[:2]
+    return f"{kind}_{major}{minor}"
 
 
 @dataclass(frozen=True)

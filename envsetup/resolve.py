@@ -148,12 +148,6 @@ def driver_at_least(driver: str, floor: str) -> bool:
     return version_tuple(driver, 3) >= version_tuple(floor, 3)
 
 
-def _sm(capability: str) -> str:
-    """ "8.6" → "sm_86", the spelling of `torch.cuda.get_arch_list()`."""
-    major, _, minor = capability.partition(".")
-    return f"sm_{major}{minor or 0}"
-
-
 def visible_gpus(machine: Machine) -> tuple[tuple[Gpu, ...], tuple[str, ...]]:
     """The GPUs CUDA_VISIBLE_DEVICES leaves visible (indexes, GPU-/MIG- UUIDs), plus notes."""
     if machine.visible_gpus is None or not machine.nvidia_gpus:
@@ -502,9 +496,11 @@ def _gpu_verdict(
 
 
 def _sm_list(gpus: Sequence[Gpu]) -> str:
+    from envsetup.matrices import arch_name
+
     names: list[str] = []
     for gpu in gpus:
-        sm = _sm(gpu.compute_capability or "")
+        sm = arch_name(gpu.compute_capability or "")
         if sm not in names:
             names.append(sm)
     return " and ".join(names)

@@ -13,7 +13,14 @@ import pytest
 
 from envsetup import matrices
 from envsetup.errors import EnvsetupError
-from envsetup.matrices import ArchList, Matrices, MatricesError, variant_cuda, variant_sort_key
+from envsetup.matrices import (
+    ArchList,
+    Matrices,
+    MatricesError,
+    arch_name,
+    variant_cuda,
+    variant_sort_key,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 DATA = REPO / "matrices"
@@ -441,3 +448,10 @@ def test_loading_imports_no_toml_parser_when_cached(tmp_path: Path) -> None:
     cold = subprocess.run(run, env=env, capture_output=True, text=True, check=True)
     warm = subprocess.run(run, env=env, capture_output=True, text=True, check=True)
     assert (cold.stdout.strip(), warm.stdout.strip()) == ("True", "False"), cold.stderr
+
+
+def test_arch_name_is_torchs_spelling_and_reads_back() -> None:
+    assert arch_name("8.6") == "sm_86"
+    assert arch_name("12.0", "compute") == "compute_120"
+    back = ArchList.from_torch([arch_name("8.6"), arch_name("12.0"), arch_name("9.0", "compute")])
+    assert (back.sm, back.ptx) == (("8.6", "12.0"), "9.0")
