@@ -42,17 +42,19 @@ class VenvResult:
     report: VerifyReport
 
 
+def _scripts(path: Path) -> Path:
+    """Where venv puts python and the activate scripts: Scripts\\ on Windows, bin/ elsewhere."""
+    return path / ("Scripts" if os.name == "nt" else "bin")
+
+
 def venv_python(path: Path) -> Path:
-    if os.name == "nt":
-        return path / "Scripts" / "python.exe"
-    return path / "bin" / "python"
+    return _scripts(path) / ("python.exe" if os.name == "nt" else "python")
 
 
 def activation_line(path: Path) -> str:
     """What to type; quoted, since a path may hold spaces or shell metacharacters."""
-    if os.name == "nt":
-        return str(path / "Scripts" / "activate")
-    return f". {shlex.quote(str(path / 'bin' / 'activate'))}"
+    activate = _scripts(path) / "activate"
+    return str(activate) if os.name == "nt" else f". {shlex.quote(str(activate))}"
 
 
 def check_target(path: Path, *, force: bool) -> None:
