@@ -11,23 +11,21 @@ import sys
 from pathlib import Path
 
 from envsetup.errors import EnvsetupError
-from envsetup.interpreter import reported_json, run_script
+from envsetup.interpreter import PYTHON_TAG, reported_json, run_script
 from envsetup.plan import TORCH_FAMILY
 
 __all__ = ["installed_versions", "interpreter_facts"]
 
-_SCRIPT = """\
+_SCRIPT = f"""\
 import json, sys, sysconfig
 from importlib import metadata
-found = {}
+found = {{}}
 for name in sys.argv[1:]:
     try:
         found[name] = metadata.version(name)
     except metadata.PackageNotFoundError:
         pass
-ft = "t" if sysconfig.get_config_var("Py_GIL_DISABLED") else ""
-print(json.dumps({"python": "%d.%d%s" % (sys.version_info[0], sys.version_info[1], ft),
-                  "installed": found}))
+print(json.dumps({{"python": {PYTHON_TAG}, "installed": found}}))
 """
 
 

@@ -14,7 +14,13 @@ from typing import Any
 
 from envsetup.errors import EnvsetupError
 
-__all__ = ["reported_json", "run_script"]
+__all__ = ["PYTHON_TAG", "reported_json", "run_script"]
+
+#: A stdlib expression (needs `sys` and `sysconfig` imported) that, run in another interpreter,
+#: is its version as the matrices spell it: "3.11", or "3.13t" when free-threaded.
+PYTHON_TAG = (
+    "'%d.%d' % sys.version_info[:2] + ('t' if sysconfig.get_config_var('Py_GIL_DISABLED') else '')"
+)
 
 
 def run_script(

@@ -22,6 +22,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
+from envsetup.interpreter import PYTHON_TAG
 from envsetup.plan import PYTORCH_INDEX_BASE, Plan, Request, insecure_index_allowed
 
 if TYPE_CHECKING:
@@ -34,14 +35,6 @@ __all__ = ["cells", "install_torch", "plan_for_python", "session_python"]
 
 def __dir__() -> list[str]:
     return __all__
-
-
-#: Run inside the session interpreter: its version, with "t" when it is free-threaded.
-_PYTHON_PROBE = (
-    "import sys, sysconfig; "
-    "print('%d.%d' % sys.version_info[:2] + ('t' if sysconfig.get_config_var('Py_GIL_DISABLED') "
-    "else ''))"
-)
 
 
 def plan_for_python(
@@ -78,7 +71,8 @@ def plan_for_python(
 
 def session_python(session: Session) -> str:
     """The session interpreter's version as the matrices spell it: "3.11", "3.13t"."""
-    output = session.run("python", "-c", _PYTHON_PROBE, silent=True)
+    probe = f"import sys, sysconfig; print({PYTHON_TAG})"
+    output = session.run("python", "-c", probe, silent=True)
     return str(output).strip().splitlines()[-1]
 
 
