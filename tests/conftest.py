@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from fake_index import uv_executable
+from fake_index import isolated_env, uv_executable
 
 DATA = Path(__file__).parent / "data"
 
@@ -40,3 +40,9 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 @pytest.fixture
 def data_dir() -> Path:
     return DATA
+
+
+@pytest.fixture
+def env() -> dict[str, str]:
+    """The environment for a pip/uv/envsetup subprocess that must see only the fake index."""
+    return isolated_env()

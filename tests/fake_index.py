@@ -89,6 +89,11 @@ class FakeIndex:
     wheels: dict[str, list[Path]] = field(default_factory=dict)
 
 
+#: Two CPU releases, the older without torchaudio: what the install, venv and installer-fault
+#: tests serve (newest by default, an older pin, a companion left out).
+CPU_BUILDS = (FakeBuild("2.5.1", "cpu"), FakeBuild("2.4.1", "cpu", torchaudio=None))
+
+
 def _record_hash(data: bytes) -> str:
     digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=")
     return "sha256=" + digest.decode()

@@ -11,10 +11,9 @@ from pathlib import Path
 
 import pytest
 from fake_index import (
-    FakeBuild,
+    CPU_BUILDS,
     Served,
     index_fixture,
-    isolated_env,
     run_envsetup,
     uv_executable,
 )
@@ -24,15 +23,7 @@ from envsetup.machine import Machine, Platform
 from envsetup.plan import Request
 from envsetup.resolve import resolve
 
-BUILDS = [FakeBuild("2.5.1", "cpu"), FakeBuild("2.4.1", "cpu", torchaudio=None)]
-
-
-index = index_fixture(BUILDS)
-
-
-@pytest.fixture
-def env() -> dict[str, str]:
-    return isolated_env()
+index = index_fixture(CPU_BUILDS)
 
 
 @pytest.fixture

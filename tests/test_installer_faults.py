@@ -18,13 +18,19 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import fakes
 import pytest
-from fake_index import Served, isolated_env, run_envsetup, serve_fake_index, uv_executable
-from test_venv import BUILDS, request, snapshot, uv_venv
+from fake_index import (
+    CPU_BUILDS,
+    Served,
+    index_fixture,
+    isolated_env,
+    run_envsetup,
+    uv_executable,
+)
+from test_venv import request, snapshot, uv_venv
 
 FAKE_PIP = '''\
 """Stands in for `python -m pip install`: writes half a torch, then fails as FAKE_PIP_MODE says."""
@@ -51,10 +57,7 @@ except OSError as error:
 '''
 
 
-@pytest.fixture(scope="module")
-def index() -> Iterator[Served]:
-    with serve_fake_index(BUILDS) as served:
-        yield served
+index = index_fixture(CPU_BUILDS)
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from fake_index import (
-    FakeBuild,
+    CPU_BUILDS,
     Served,
     index_fixture,
     isolated_env,
@@ -21,15 +21,7 @@ from fake_index import (
     uv_executable,
 )
 
-BUILDS = [FakeBuild("2.5.1", "cpu"), FakeBuild("2.4.1", "cpu", torchaudio=None)]
-
-
-index = index_fixture(BUILDS)
-
-
-@pytest.fixture
-def env() -> dict[str, str]:
-    return isolated_env()
+index = index_fixture(CPU_BUILDS)
 
 
 def request(index: Served, *extra: str) -> list[str]:
@@ -216,7 +208,7 @@ def test_interrupted_install_leaves_the_disk_as_before(
     if existing:
         uv_venv(target, env)
     before = snapshot(tmp_path)
-    with serve_fake_index(BUILDS, slow={"/torch-": 120}) as slow:
+    with serve_fake_index(CPU_BUILDS, slow={"/torch-": 120}) as slow:
         argv = [sys.executable, "-m", "envsetup", "venv", str(target), "--installer", installer]
         argv += ["--torch", "2.5.1", *request(slow), *(["--force"] if existing else [])]
         process = subprocess.Popen(
