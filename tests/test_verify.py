@@ -21,7 +21,7 @@ from fake_index import FakeBuild, build_wheels, isolated_env, run_envsetup, unpa
 from envsetup.install_args import install_argv
 from envsetup.machine import Gpu, Machine, Platform
 from envsetup.plan import Request
-from envsetup.resolve import resolve
+from envsetup.resolve import first_fit
 from envsetup.verify import Expectation, verify
 
 H100 = "NVIDIA H100 80GB HBM3:81079:9.0"
@@ -94,8 +94,12 @@ def by_name(report: object) -> dict[str, object]:
 
 
 def planned(machine: Machine, torch: str | None, installed: str, python: str) -> str:
-    """The command the planner gives for `machine` when `installed` is the torch in place."""
-    plan = resolve(machine, Request(torch=torch), installed={"torch": installed})
+    """The command the planner gives for `machine` when `installed` is the torch in place: the
+    installed release where it fits this Python, else the newest that does (Python 3.9 has no
+    torch 2.9 wheels, for one)."""
+    requests = [Request(torch=torch), Request()] if torch else [Request()]
+    plan = first_fit(machine, requests, installed={"torch": installed})
+    assert plan is not None
     return shlex.join(install_argv(plan, python=python))
 
 
