@@ -91,7 +91,7 @@ class FakeIndex:
 
 #: Two CPU releases, the older without torchaudio: what the install, venv and installer-fault
 #: tests serve (newest by default, an older pin, a companion left out).
-CPU_BUILDS = (FakeBuild("2.5.1", "cpu"), FakeBuild("2.4.1", "cpu", torchaudio=None))
+CPU_BUILDS = (FakeBuild("2.5.1", "cpu"), FakeBuild("2.5.0", "cpu", torchaudio=None))
 
 
 def _record_hash(data: bytes) -> str:

@@ -121,30 +121,30 @@ def test_replacing_a_build_needs_yes_when_not_interactive(
     uv_env: Path, index: Served, env: dict[str, str]
 ) -> None:
     common = ["install", "--python", str(uv_env), "--installer", "uv", *flags(index)]
-    assert run_envsetup(*common, "--torch", "2.4.1", env=env).returncode == 0
+    assert run_envsetup(*common, "--torch", "2.5.0", env=env).returncode == 0
     refused = run_envsetup(*common, "--torch", "2.5.1", env=env)
     assert refused.returncode == 1
     assert (
-        f"this would replace torch==2.4.1+cpu in {uv_env} with torch==2.5.1+cpu, and there is "
+        f"this would replace torch==2.5.0+cpu in {uv_env} with torch==2.5.1+cpu, and there is "
         "no terminal to ask for confirmation" in refused.stderr
     )
     assert "rerun with --yes" in refused.stderr
-    assert torch_version(uv_env, env) == "2.4.1+cpu"
+    assert torch_version(uv_env, env) == "2.5.0+cpu"
     replaced = run_envsetup(*common, "--torch", "2.5.1", "--yes", env=env)
     assert replaced.returncode == 0, replaced.stderr
-    assert "replaces torch==2.4.1+cpu" in replaced.stdout
+    assert "replaces torch==2.5.0+cpu" in replaced.stdout
     assert "--reinstall torch==2.5.1+cpu" in replaced.stdout
     assert torch_version(uv_env, env) == "2.5.1+cpu"
 
 
 @pytest.mark.parametrize(
-    ("answer", "code", "version"), [("n", 1, "2.4.1+cpu"), ("y", 0, "2.5.1+cpu")]
+    ("answer", "code", "version"), [("n", 1, "2.5.0+cpu"), ("y", 0, "2.5.1+cpu")]
 )
 def test_replacing_a_build_asks_on_a_terminal(
     uv_env: Path, index: Served, env: dict[str, str], answer: str, code: int, version: str
 ) -> None:
     common = ["install", "--python", str(uv_env), "--installer", "uv", *flags(index)]
-    assert run_envsetup(*common, "--torch", "2.4.1", env=env).returncode == 0
+    assert run_envsetup(*common, "--torch", "2.5.0", env=env).returncode == 0
     controller, terminal = pty.openpty()
     process = subprocess.Popen(
         [sys.executable, "-m", "envsetup", *common, "--torch", "2.5.1"],
@@ -159,7 +159,7 @@ def test_replacing_a_build_asks_on_a_terminal(
     stdout, stderr = process.communicate(timeout=120)
     os.close(controller)
     assert process.returncode == code, stdout + stderr
-    assert "Replace torch==2.4.1+cpu in" in stdout and "[y/N]" in stdout
+    assert "Replace torch==2.5.0+cpu in" in stdout and "[y/N]" in stdout
     if answer == "n":
         assert "replacing the existing build was declined" in stderr
     assert torch_version(uv_env, env) == version
@@ -169,7 +169,7 @@ def test_missing_wheel_is_a_clear_failure_with_the_installer_lines(
     uv_env: Path, index: Served, env: dict[str, str]
 ) -> None:
     result = run_envsetup(
-        "install", "--python", str(uv_env), "--installer", "uv", "--torch", "2.4.1", "--with",
+        "install", "--python", str(uv_env), "--installer", "uv", "--torch", "2.5.0", "--with",
         "torchaudio", *flags(index), env=env,
     )  # fmt: skip
     assert result.returncode == 1

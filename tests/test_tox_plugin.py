@@ -75,6 +75,8 @@ env_list = {PY}-torch25-cu121
 
 [testenv]
 package = skip
+# pyenv's shims find a non-default Python only through PYENV_VERSION, which tox filters out
+pass_env = PYENV_VERSION
 deps =
     otherpkg @ {wheel.as_uri()}
     torchvision

@@ -100,12 +100,12 @@ def test_missing_wheel_pip_fails_and_nothing_is_left(
     target = tmp_path / "deep" / "env"
     before = snapshot(tmp_path)
     result = run_envsetup(
-        "venv", str(target), "--torch", "2.4.1", "--with", "torchaudio", *request(index), env=env
+        "venv", str(target), "--torch", "2.5.0", "--with", "torchaudio", *request(index), env=env
     )
     assert result.returncode == 1
     assert snapshot(tmp_path) == before  # not even the parent directory it had to create
     assert "step 'install' failed" in result.stderr
-    assert "| ERROR: No matching distribution found for torchaudio==2.4.1+cpu" in result.stderr
+    assert "| ERROR: No matching distribution found for torchaudio==2.5.0+cpu" in result.stderr
     assert "hint: the index has no wheel matching" in result.stderr
     assert f"{target}: nothing was left" in result.stderr
     assert "Traceback" not in result.stderr
@@ -151,7 +151,7 @@ def test_force_puts_the_old_environment_back_when_the_install_fails(
         "--installer",
         "uv",
         "--torch",
-        "2.4.1",
+        "2.5.0",
         "--with",
         "torchaudio",
         *request(index),
@@ -187,7 +187,7 @@ def test_an_empty_directory_is_used_and_restored_on_failure(
     target.mkdir(mode=0o750)
     before = snapshot(tmp_path)
     failed = run_envsetup(
-        "venv", str(target), "--installer", "uv", "--torch", "2.4.1", "--with", "torchaudio",
+        "venv", str(target), "--installer", "uv", "--torch", "2.5.0", "--with", "torchaudio",
         *request(index), env=env,
     )  # fmt: skip
     assert failed.returncode == 1
