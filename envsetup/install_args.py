@@ -1,7 +1,7 @@
 """The argument vector that installs a Plan: shared by renderers (printed) and executors (run).
 
 Torch-family packages only ever come through `--index-url` (or `--find-links` with `--no-index`
-for flat mirrors), never `--extra-index-url`: an extra index lets PyPI's same-named package win,
+for flat mirrors), never through an extra index: an extra index lets PyPI's same-named package win,
 which is how the December 2022 `torchtriton` compromise reached users.
 """
 

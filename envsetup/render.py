@@ -3,7 +3,7 @@
 Renderers only format: every decision (versions, index, `--pre`, reinstall) is already in the
 Plan, and the pip/uv lines come from the same `install_argv` the executors run, so what is
 printed is what `envsetup install` would do. Torch-family packages are routed only through
-`--index-url` or an explicit per-package index, never `--extra-index-url`.
+`--index-url` or an explicit per-package index, never through an extra index.
 """
 
 from __future__ import annotations

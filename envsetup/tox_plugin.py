@@ -9,7 +9,7 @@ Per-environment settings (tox.ini `[testenv]` or tox.toml `[env_run_base]`/`[env
 Unset, they come from the environment's name: `py311-torch25-cu121` means torch ==2.5.*, backend
 cu121; `torch2.5.1` an exact release. An environment without `torch` (setting or torchNN factor)
 is left alone, so installing envsetup never changes other projects' tox runs. Torch-family
-packages are installed through `--index-url` of the planned variant (never `--extra-index-url`,
+packages are installed through `--index-url` of the planned variant (never an extra index,
 and without inherited settings that add package sources) with the environment's own installer —
 tox's pip, or uv under tox-uv — and torch-family names found in `deps` join the plan, so PyPI
 never supplies a mismatched torchvision.
