@@ -404,16 +404,17 @@ def _check_visible(
     nvidia = [gpu for gpu in gpus if gpu.vendor == "nvidia"]
     if not visible or not nvidia:
         return
-    uuids = {gpu.uuid for gpu in nvidia if gpu.uuid}
+    uuids_known = any(gpu.uuid for gpu in nvidia)
     for entry in visible:
+        if any(gpu.answers_to(entry) for gpu in nvidia):
+            continue
         if entry.isdigit():
-            if int(entry) >= len(nvidia):
-                findings.warn(
-                    f"CUDA_VISIBLE_DEVICES names GPU {entry} but only {len(nvidia)} exist: "
-                    "CUDA ignores it and every entry after it"
-                )
-                return
-        elif entry.startswith("GPU-") and uuids and not any(u.startswith(entry) for u in uuids):
+            findings.warn(
+                f"CUDA_VISIBLE_DEVICES names GPU {entry} but only {len(nvidia)} exist: "
+                "CUDA ignores it and every entry after it"
+            )
+            return
+        if entry.startswith("GPU-") and uuids_known:
             findings.warn(f"CUDA_VISIBLE_DEVICES names {entry}, which matches no GPU's UUID")
             return
 

@@ -62,6 +62,16 @@ class Gpu:
     vendor: str = "nvidia"
     arch: str | None = None
 
+    def answers_to(self, entry: str) -> bool:
+        """Whether a CUDA_VISIBLE_DEVICES entry names this GPU: its index, a prefix of its
+        `GPU-` UUID (CUDA accepts prefixes), or the UUID of one of its MIG instances."""
+        token = entry.strip()
+        if token == str(self.index):
+            return True
+        if token.startswith("GPU-"):
+            return bool(self.uuid and self.uuid.startswith(token))
+        return any(mig.uuid == token for mig in self.mig_devices if mig.uuid)
+
 
 @dataclass(frozen=True)
 class Evidence:

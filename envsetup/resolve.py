@@ -156,15 +156,7 @@ def visible_gpus(machine: Machine) -> tuple[tuple[Gpu, ...], tuple[str, ...]]:
     notes: list[str] = []
     for entry in machine.visible_gpus:
         token = entry.strip()
-        found = None
-        for gpu in machine.nvidia_gpus:
-            mig_uuids = {mig.uuid for mig in gpu.mig_devices if mig.uuid}
-            if (
-                token == str(gpu.index)
-                or (gpu.uuid and gpu.uuid.startswith(token) and token.startswith("GPU-"))
-                or token in mig_uuids
-            ):
-                found = gpu
+        found = next((gpu for gpu in machine.nvidia_gpus if gpu.answers_to(token)), None)
         if found is None:
             notes.append(f"CUDA_VISIBLE_DEVICES entry {token!r} matches no detected GPU")
         elif found not in chosen:
