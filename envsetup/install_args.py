@@ -32,16 +32,23 @@ def install_argv(
     return argv + install_options(plan, installer=installer, reinstall=reinstall)
 
 
+def source_options(plan: Plan) -> list[tuple[str, ...]]:
+    """Where the plan's packages come from, one option per tuple (a requirements file writes
+    one per line): `--index-url URL`, or `--no-index` + `--find-links DIR`, then `--pre`."""
+    options: list[tuple[str, ...]] = []
+    if plan.find_links is not None:
+        options += [("--no-index",), ("--find-links", plan.find_links)]
+    elif plan.index_url is not None:
+        options.append(("--index-url", plan.index_url))
+    if plan.pre:
+        options.append(("--pre",))
+    return options
+
+
 def install_options(plan: Plan, *, installer: str = "pip", reinstall: bool = False) -> list[str]:
     """The arguments after `pip install` / `uv pip install`: for tools that supply the command
     themselves (nox's `session.install`, tox's install_command)."""
-    argv: list[str] = []
-    if plan.find_links is not None:
-        argv += ["--no-index", "--find-links", plan.find_links]
-    elif plan.index_url is not None:
-        argv += ["--index-url", plan.index_url]
-    if plan.pre:
-        argv.append("--pre")
+    argv = [part for option in source_options(plan) for part in option]
     if reinstall or plan.replaces is not None:
         argv.append("--force-reinstall" if installer == "pip" else "--reinstall")
     argv += list(plan.packages)

@@ -14,7 +14,7 @@ import shlex
 from collections.abc import Callable, Sequence
 
 from envsetup.errors import EnvsetupError, UsageError
-from envsetup.install_args import install_argv
+from envsetup.install_args import install_argv, source_options
 from envsetup.plan import Plan
 
 __all__ = ["FORMATS", "SHELLS", "command_lines", "quote_argv", "render"]
@@ -154,14 +154,7 @@ def _marker(plan: Plan) -> str:
 
 def _pip_lines(plan: Plan) -> list[str]:
     """The requirements-file lines of a plan: where from, --pre, then the pins."""
-    lines = []
-    if plan.find_links is not None:
-        lines += ["--no-index", f"--find-links {plan.find_links}"]
-    elif plan.index_url is not None:
-        lines.append(f"--index-url {plan.index_url}")
-    if plan.pre:
-        lines.append("--pre")
-    return lines + list(plan.packages)
+    return [" ".join(option) for option in source_options(plan)] + list(plan.packages)
 
 
 def _requirements(plan: Plan) -> str:
