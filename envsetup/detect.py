@@ -214,7 +214,9 @@ class _Nvidia:
         if report is None:
             return
         self.driver = self.driver or report.driver_version
-        self.gpus = merge_gpus(self.gpus, report.gpus)
+        from envsetup.nvidia_smi import fill_gaps
+
+        self.gpus = fill_gaps(self.gpus, report.gpus) if self.gpus else report.gpus
         if self.cuda is None and self.driver is not None and not report.problems:
             plain = self._run_smi(executable, ())
             if plain is not None:
@@ -279,26 +281,6 @@ def _record_capabilities(
     capabilities = [gpu.compute_capability for gpu in gpus if gpu.compute_capability]
     if capabilities:
         findings.record("compute_capability", ",".join(capabilities), source, started)
-
-
-def merge_gpus(known: Sequence[Gpu], extra: Sequence[Gpu]) -> tuple[Gpu, ...]:
-    """Fill the gaps of one source's GPUs (by index) from another's; keep the first's values."""
-    if not known:
-        return tuple(extra)
-    by_index = {gpu.index: gpu for gpu in extra}
-    merged = []
-    for gpu in known:
-        other = by_index.get(gpu.index)
-        if other is not None:
-            gaps = {
-                field.name: getattr(other, field.name)
-                for field in dataclasses.fields(gpu)
-                if getattr(gpu, field.name) is None and getattr(other, field.name) is not None
-            }
-            merged.append(dataclasses.replace(gpu, **gaps))
-        else:
-            merged.append(gpu)
-    return tuple(merged)
 
 
 def derive_cuda(driver: str, os_name: str, findings: Findings) -> str | None:

@@ -17,12 +17,13 @@ import html
 import itertools
 import re
 import xml.etree.ElementTree as ET
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Callable
 
 from envsetup.machine import Gpu, MigDevice, Problem
 
-__all__ = ["SmiReport", "parse"]
+__all__ = ["SmiReport", "fill_gaps", "parse"]
 
 #: Longer texts are cut here: every real output fits many times over, and a bound keeps a
 #: pasted log (or a hostile input) from costing seconds.
@@ -90,6 +91,13 @@ def _parse(text: str) -> SmiReport:
 _GPU_FIELDS = ("name", "memory_mib", "compute_capability", "uuid", "bus_id", "mig_enabled")
 
 
+def fill_gaps(gpus: Sequence[Gpu], others: Sequence[Gpu]) -> tuple[Gpu, ...]:
+    """`gpus` with the facts they lack taken from the same GPUs as another source lists them:
+    matched by UUID, else bus id, else index when both list as many GPUs."""
+    twins = _Twins(tuple(others), by_index=len(others) == len(gpus))
+    return tuple(_fill(gpu, twin) if (twin := twins.of(gpu)) else gpu for gpu in gpus)
+
+
 def _richness(report: SmiReport) -> int:
     facts = [report.driver_version, report.cuda_version]
     facts += [getattr(gpu, field) for gpu in report.gpus for field in _GPU_FIELDS]
@@ -101,8 +109,7 @@ def _merge(primary: SmiReport, others: list[SmiReport]) -> SmiReport:
     reports = [primary, *others]
     gpus = list(primary.gpus)
     for other in others:
-        twins = _Twins(other.gpus, by_index=len(other.gpus) == len(gpus))
-        gpus = [_fill(gpu, twin) if (twin := twins.of(gpu)) else gpu for gpu in gpus]
+        gpus = list(fill_gaps(gpus, other.gpus))
     return replace(
         primary,
         driver_version=next((r.driver_version for r in reports if r.driver_version), None),
