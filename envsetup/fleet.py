@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from envsetup.matrices import Matrices
     from envsetup.plan import Plan, Request
 
-__all__ = ["Fleet", "Node", "load", "machine_from_json", "plan_fleet"]
+__all__ = ["Fleet", "Node", "documents", "load", "machine_from_json", "plan_fleet"]
 
 
 @dataclass(frozen=True)
@@ -97,6 +97,7 @@ class Fleet:
                 )
         ceiling = _driver_ceiling(self.nodes, matrices)
         return Machine(
+            hostname=self.nodes[0].name if len(self.nodes) == 1 else None,
             platform=platform,
             driver_version=None if ceiling is None else ceiling.driver,
             cuda_version=None if ceiling is None else ceiling.cuda,
@@ -164,35 +165,41 @@ def _read(path: Path, smi_platform: Platform) -> list[Node]:
 
         machine = machine_from_saved_output(str(path), platform=smi_platform)
         return [Node(name=path.stem, machine=machine, source=str(path))]
-    try:
-        whole = json.loads(stripped)
-    except ValueError:
-        documents: list[tuple[str, Any]] = []
-        for number, line in enumerate(stripped.splitlines(), 1):
-            if line.strip():
-                documents.append((f"{path}:{number}", _json_line(path, number, line)))
-    else:
-        listed = whole if isinstance(whole, list) else [whole]
-        many = len(listed) > 1
-        documents = [(f"{path}[{i}]" if many else str(path), item) for i, item in enumerate(listed)]
-    many = len(documents) > 1
+    found: list[tuple[str, Any]] = []
+    for item in documents(path, stripped):
+        found += [(str(path), element) for element in (item if isinstance(item, list) else [item])]
+    if len(found) > 1:
+        found = [(f"{path}[{i}]", document) for i, (_, document) in enumerate(found)]
+    many = len(found) > 1
     nodes = []
-    for position, (where, document) in enumerate(documents, 1):
+    for position, (where, document) in enumerate(found, 1):
         machine = machine_from_json(document, where)
         name = machine.hostname or (f"{path.stem}-{position}" if many else path.stem)
         nodes.append(Node(name=name, machine=machine, source=where))
     return nodes
 
 
-def _json_line(path: Path, number: int, line: str) -> Any:
-    try:
-        return json.loads(line)
-    except ValueError as error:
-        raise UsageError(
-            f"{path}:{number} is not JSON ({error.args[0]})",
-            hint="expected `envsetup detect --json` documents: one file, a JSON list, or one "
-            "compact document a line (JSON Lines)",
-        ) from None
+def documents(path: Path, text: str) -> list[Any]:
+    """Every JSON value in `text`: one document, JSON Lines, or documents printed one after
+    another (what `srun envsetup detect --json` or a loop of `kubectl exec` collects)."""
+    decoder = json.JSONDecoder()
+    found: list[Any] = []
+    at = 0
+    while at < len(text):
+        if text[at].isspace():
+            at += 1
+            continue
+        try:
+            value, at = decoder.raw_decode(text, at)
+        except ValueError as error:
+            line = text.count("\n", 0, at) + 1
+            raise UsageError(
+                f"{path}: line {line} is not JSON ({getattr(error, 'msg', error)})",
+                hint="expected `envsetup detect --json` documents: one file, a JSON list, or "
+                "documents one after another (JSON Lines)",
+            ) from None
+        found.append(value)
+    return found
 
 
 def machine_from_json(document: Any, where: str) -> Machine:
