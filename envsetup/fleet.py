@@ -163,6 +163,11 @@ def _read(path: Path, smi_platform: Platform) -> list[Node]:
     except OSError as error:
         raise UsageError(f"cannot read the machine description {str(path)!r}: {error}") from None
     stripped = text.strip()
+    if not stripped:
+        raise UsageError(
+            f"{path} is empty; expected `envsetup detect --json` or a saved nvidia-smi output",
+            hint="a node whose collection failed leaves an empty file: collect it again",
+        )
     if not stripped.startswith(("{", "[")):
         from envsetup.detect import machine_from_saved_output
 
@@ -412,6 +417,8 @@ def _what_if(
     ideas: list[str] = []
     if len(fleet.nodes) > 1:
         for names in _groups(fleet):
+            if len(names) == len(fleet.nodes):
+                continue  # all alike: nothing would be left to plan for
             rest = fleet.without(names)
             other = attempt(rest.combined(matrices, python=python))
             if better(other):
