@@ -12,7 +12,7 @@ import json
 from collections.abc import Sequence
 
 from envsetup.cells import Cell
-from envsetup.errors import EnvsetupError
+from envsetup.errors import EnvsetupError, UsageError
 
 __all__ = ["CI_FORMATS", "FORMATS", "add_format_argument", "github", "gitlab", "render_format"]
 
@@ -44,23 +44,39 @@ def _check_size(cells: Sequence[Cell], limit: int, system: str) -> None:
         )
 
 
-def _job(cell: Cell, session: str) -> dict[str, str]:
+def _job(cell: Cell, session: str, runner: str | None = None) -> dict[str, str]:
     return {
         "python": cell.python,
         "torch": cell.torch,
         "variant": cell.variant,
-        "runner": cell.runner,
+        "runner": runner or cell.runner,
         "session": cell.session(session),
     }
 
 
-def github(cells: Sequence[Cell], *, session: str = "verify") -> str:
-    """A one-line JSON `strategy.matrix` ({"include": [...]}) for `fromJSON()` in a workflow."""
+def _jobs(
+    cells: Sequence[Cell], session: str, runners: Sequence[str] | None
+) -> list[dict[str, str]]:
+    labels = runners if runners is not None else [None] * len(cells)
+    return [_job(cell, session, label) for cell, label in zip(cells, labels, strict=True)]
+
+
+def github(
+    cells: Sequence[Cell], *, session: str = "verify", runners: Sequence[str] | None = None
+) -> str:
+    """A one-line JSON `strategy.matrix` ({"include": [...]}) for `fromJSON()` in a workflow;
+    `runners` (one per cell) replaces the cpu/gpu label, as a fleet's GPU kinds need."""
     _check_size(cells, GITHUB_MAX_JOBS, "GitHub Actions")
-    return json.dumps({"include": [_job(cell, session) for cell in cells]}, separators=(",", ":"))
+    return json.dumps({"include": _jobs(cells, session, runners)}, separators=(",", ":"))
 
 
-def gitlab(cells: Sequence[Cell], *, session: str = "verify", job: str = ".envsetup-matrix") -> str:
+def gitlab(
+    cells: Sequence[Cell],
+    *,
+    session: str = "verify",
+    job: str = ".envsetup-matrix",
+    runners: Sequence[str] | None = None,
+) -> str:
     """A YAML job template with `parallel:matrix`; jobs `extends:` it and read $SESSION, $RUNNER.
 
     Every scalar is written as a JSON string, which is valid YAML, so no YAML library is needed
@@ -73,8 +89,7 @@ def gitlab(cells: Sequence[Cell], *, session: str = "verify", job: str = ".envse
         "  parallel:",
         "    matrix:",
     ]
-    for cell in cells:
-        fields = _job(cell, session)
+    for fields in _jobs(cells, session, runners):
         first = True
         for key, value in fields.items():
             prefix = "      - " if first else "        "
@@ -103,6 +118,20 @@ def add_format_argument(parser: argparse.ArgumentParser) -> None:
         default="verify",
         help="nox session each CI job runs (default: verify)",
     )
+    fleet = parser.add_argument_group("fleet: CI jobs for the build a fleet runs (github, gitlab)")
+    fleet.add_argument(
+        "--machine", dest="machine_files", metavar="FILE", action="append", default=[]
+    )
+    fleet.add_argument(
+        "--machines", dest="machine_dirs", metavar="DIR", action="append", default=[]
+    )
+    fleet.add_argument(
+        "--runner-label",
+        metavar="SM=LABEL",
+        action="append",
+        default=[],
+        help="runner label for the fleet's GPUs of one kind: sm_90=gpu-h100 (default gpu-sm_90)",
+    )
 
 
 def render_format(args: argparse.Namespace, cells: Sequence[Cell] | None = None) -> str | None:
@@ -114,6 +143,19 @@ def render_format(args: argparse.Namespace, cells: Sequence[Cell] | None = None)
     fmt = getattr(args, "format", None)
     if fmt not in CI_FORMATS:
         return None
+    session = getattr(args, "session", "verify")
+    files, folders = getattr(args, "machine_files", []), getattr(args, "machine_dirs", [])
+    if cells is None and (files or folders):
+        from envsetup.fleet import ci_jobs
+
+        cells, runners = ci_jobs(args, files, folders)
+        if fmt == "github":
+            return github(cells, session=session, runners=runners)
+        return gitlab(cells, session=session, runners=runners)
+    if getattr(args, "runner_label", None):
+        raise UsageError(
+            "--runner-label maps the GPU kinds of a fleet; pass --machine or --machines too"
+        )
     if cells is None:
         from envsetup.cells import DEFAULT_PLATFORM
         from envsetup.cells import cells as all_cells
@@ -125,5 +167,4 @@ def render_format(args: argparse.Namespace, cells: Sequence[Cell] | None = None)
             platform=getattr(args, "platform", None) or DEFAULT_PLATFORM,
             newest=getattr(args, "newest", None),
         )
-    session = getattr(args, "session", "verify")
     return github(cells, session=session) if fmt == "github" else gitlab(cells, session=session)

@@ -76,7 +76,11 @@ def detect(
     )
     _check_visible(visible, gpus, findings)
     override = overrides.get("backend_override")
+    from envsetup.probe.host import hostname
+
+    node = hostname(env, findings)
     return Machine(
+        hostname=node,
         platform=platform,
         driver_version=driver,
         cuda_version=cuda,

@@ -13,6 +13,10 @@ TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (~3 ms o
 if TYPE_CHECKING:
     from typing import Any
 
+#: Version of the `detect --json` document; a fleet description is a set of these documents,
+#: so a reader can refuse one written by a newer envsetup instead of misreading it.
+SCHEMA_VERSION = 1
+
 #: Problem kinds reported by parsers and probes (`detect --json` -> "errors"[].kind).
 PROBLEM_KINDS = (
     "no_driver",
@@ -115,6 +119,7 @@ class Machine:
     evidence: tuple[Evidence, ...] = ()
     warnings: tuple[str, ...] = ()
     errors: tuple[Problem, ...] = field(default=())
+    hostname: str | None = None  # the node's name, so a fleet's plan can say which node forced it
 
     @property
     def nvidia_gpus(self) -> tuple[Gpu, ...]:
@@ -127,6 +132,8 @@ class Machine:
     def to_json(self) -> dict[str, Any]:
         """The `detect --json` document (stable keys, see README)."""
         return {
+            "schema_version": SCHEMA_VERSION,
+            "hostname": self.hostname,
             "driver_version": self.driver_version,
             "cuda_version": self.cuda_version,
             "gpus": [

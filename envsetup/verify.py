@@ -39,6 +39,7 @@ class VerifyReport:
     devices: tuple[dict[str, Any], ...]
     checks: tuple[Check, ...]
     bench: dict[str, Any] | None = None
+    machine: Machine | None = None  # what the checks judged against; a fleet merge re-plans it
 
     @property
     def ok(self) -> bool:
@@ -51,6 +52,7 @@ class VerifyReport:
     def to_json(self) -> dict[str, Any]:
         return {
             "ok": self.ok,
+            "hostname": None if self.machine is None else self.machine.hostname,
             "python": self.python,
             "python_version": self.python_version,
             "torch": self.torch,
@@ -61,6 +63,7 @@ class VerifyReport:
                 {"name": c.name, "ok": c.ok, "detail": c.detail, "fix": c.fix} for c in self.checks
             ],
             "bench": self.bench,
+            "machine": None if self.machine is None else self.machine.to_json(),
         }
 
 
@@ -124,6 +127,7 @@ def verify(
         devices=tuple(facts.get("devices") or ()),
         checks=tuple(checks),
         bench=facts.get("bench"),
+        machine=machine,
     )
 
 

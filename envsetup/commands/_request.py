@@ -20,9 +20,14 @@ from envsetup.plan import (
     insecure_index_allowed,
 )
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from envsetup.fleet import Fleet
+
 __all__ = [
     "add_machine_arguments",
     "add_request_arguments",
+    "fleet_from_args",
     "machine_from_args",
     "request_from_args",
 ]
@@ -40,6 +45,24 @@ def add_machine_arguments(parser: argparse.ArgumentParser) -> None:
         "--nvidia-smi-output", metavar="FILE", help="a saved nvidia-smi output describing it"
     )
     machine.add_argument("--gpu", choices=("none",), help="treat the machine as having no GPU")
+    fleet = parser.add_argument_group("fleet: one build for many machines (see README)")
+    fleet.add_argument(
+        "--machine",
+        dest="machine_files",
+        metavar="FILE",
+        action="append",
+        default=[],
+        help="a node's `envsetup detect --json` (JSON Lines of several) or saved nvidia-smi "
+        "output; repeatable",
+    )
+    fleet.add_argument(
+        "--machines",
+        dest="machine_dirs",
+        metavar="DIR",
+        action="append",
+        default=[],
+        help="a folder of such files, one or more nodes each",
+    )
     parser.set_defaults(platform=None)  # installing happens here: the platform is this one
 
 
@@ -105,6 +128,9 @@ def machine_from_args(
     """The machine to plan for (detected, or described by the machine flags) and the torch
     builds installed in the target environment, for `target`: a Python version or a path."""
     python, installed = _target_python(target)
+    fleet = fleet_from_args(args)
+    if fleet is not None:
+        return fleet.combined(python=python), installed
     if not any(getattr(args, name) is not None for name in _MACHINE_FLAGS):
         from envsetup.detect import detect
 
@@ -117,6 +143,30 @@ def machine_from_args(
             installed = installed_versions()
         return machine, installed
     return _described(args, python), installed
+
+
+def fleet_from_args(args: argparse.Namespace) -> Fleet | None:
+    """The fleet `--machine`/`--machines` describe (None without them); the single-machine
+    flags would contradict it, so they are refused alongside."""
+    if not (args.machine_files or args.machine_dirs):
+        return None
+    given = [f"--{name.replace('_', '-')}" for name in _MACHINE_FLAGS[:4] if getattr(args, name)]
+    if args.gpu is not None:
+        given.append("--gpu")
+    if given:
+        raise UsageError(
+            f"--machine/--machines describe the machines; {', '.join(given)} would contradict them",
+            hint="put the facts in the machine files, or plan one machine with the flags alone",
+        )
+    from envsetup.fleet import load
+    from envsetup.probe.host import current_platform, python_tag
+
+    if args.platform is not None:
+        os_name, _, arch = args.platform.partition("-")
+        platform = Platform(os=os_name, arch=arch, python=python_tag())
+    else:
+        platform = current_platform()
+    return load(args.machine_files, args.machine_dirs, smi_platform=platform)
 
 
 def _target_python(value: str | None) -> tuple[str | None, dict[str, str] | None]:

@@ -34,12 +34,18 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from envsetup.commands._request import machine_from_args, request_from_args
+    from envsetup.commands._request import fleet_from_args, machine_from_args, request_from_args
     from envsetup.resolve import resolve
 
     request = request_from_args(args)  # bad specifiers fail here, before any probing
     machine, installed = machine_from_args(args, args.python)
-    plan = resolve(machine, request, installed=installed)
+    fleet = fleet_from_args(args)
+    if fleet is not None:  # the same machine, planned with which node forced what
+        from envsetup.fleet import plan_fleet
+
+        plan = plan_fleet(fleet, request, python=machine.platform.python, installed=installed)
+    else:
+        plan = resolve(machine, request, installed=installed)
     commands = command_lines(plan, args.installer, args.shell)
     if args.json:
         document = {**plan.to_json(), "installer": args.installer, "commands": commands}

@@ -30,10 +30,23 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="measure host<->device bandwidth and matmul throughput (device vs CPU)",
     )
     parser.add_argument("--json", action="store_true", help="one JSON document on stdout")
+    parser.add_argument(
+        "--merge",
+        nargs="+",
+        metavar="FILE",
+        help="merge `verify --json` reports of many nodes (files or folders) into one verdict",
+    )
     add_machine_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.merge:
+        from envsetup.fleet_report import merge, merged_human, merged_json
+
+        merged = merge(args.merge)
+        text = json.dumps(merged_json(merged), indent=2, ensure_ascii=False)
+        print(text if args.json else merged_human(merged))
+        return 0 if merged.ok else 1
     expect = Expectation.parse(args.expect, args.expect_variant)
     python = args.python or sys.executable
     machine, _ = machine_from_args(args, args.python)

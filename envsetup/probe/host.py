@@ -110,3 +110,30 @@ def current_platform(
             described += " WSL"
         findings.record("platform", described, "sys.platform, os.uname, os.confstr", started)
     return found
+
+
+#: Where a node's name comes from, first set wins: ours, then the scheduler's own (Slurm sets
+#: SLURMD_NODENAME in every task; a Kubernetes pod's hostname is the pod's, so a Job passes the
+#: node's name in ENVSETUP_HOSTNAME from the downward API's spec.nodeName).
+HOSTNAME_VARIABLES = ("ENVSETUP_HOSTNAME", "SLURMD_NODENAME")
+
+
+def hostname(environ: Mapping[str, str] | None = None, findings: Findings | None = None) -> str:
+    """The name of the node, as a fleet's plan names it ("node titan-v01")."""
+    started = now()
+    env = os.environ if environ is None else environ
+    for variable in HOSTNAME_VARIABLES:
+        value = env.get(variable, "").strip()
+        if value:
+            if findings is not None:
+                findings.record("hostname", value, f"env {variable}", started)
+            return value
+    try:
+        name, source = os.uname().nodename, "os.uname"  # socket would cost start-up time
+    except AttributeError:  # Windows
+        import socket
+
+        name, source = socket.gethostname(), "socket.gethostname"
+    if findings is not None:
+        findings.record("hostname", name, source, started)
+    return name
