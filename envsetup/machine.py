@@ -22,6 +22,8 @@ PROBLEM_KINDS = (
     "timeout",
     "permission_denied",
     "unparseable",
+    "nvml_crashed",
+    "libcuda_crashed",
 )
 
 

@@ -182,6 +182,10 @@ def compiler() -> str | None:
     return shutil.which("cc") or shutil.which("gcc")
 
 
+#: The ways `build_fake_nvml(init_fault=...)` breaks nvmlInit_v2, in fake_nvml.c's numbering.
+INIT_FAULTS = (None, "segfault", "abort", "hang")
+
+
 def build_fake_nvml(
     target: Path,
     *,
@@ -191,9 +195,13 @@ def build_fake_nvml(
     memory_bytes: int = 85520809984,
     init_rc: int = 0,
     mig: bool = False,
+    init_fault: str | None = None,
+    reported_count: int | None = None,
 ) -> Path:
     """Compile a stand-in libnvidia-ml.so.1 (also answering cuDriverGetVersion) at `target`.
-    Callers skip when `compiler()` is None."""
+    `init_fault` ("segfault", "abort", "hang") breaks nvmlInit_v2 as a broken driver does;
+    `reported_count` is what nvmlDeviceGetCount_v2 claims. Callers skip when `compiler()` is
+    None."""
     cc = compiler()
     assert cc is not None, "no C compiler: guard with fakes.compiler()"
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -202,6 +210,8 @@ def build_fake_nvml(
         "CC_MAJORS": ",".join(cap.split(".")[0] for _, cap in gpus) or "0",
         "CC_MINORS": ",".join(cap.split(".")[1] for _, cap in gpus) or "0",
         "INIT_RC": str(init_rc),
+        "INIT_FAULT": str(INIT_FAULTS.index(init_fault)),
+        "REPORTED_COUNT": f"{len(gpus) if reported_count is None else reported_count}u",
         "MIG": str(int(mig)),
         "DRIVER": f'"{driver}"',
         "CUDA": str(cuda),

@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         from envsetup.detect import detect
 
-        machine = detect(timeout=args.timeout, shutdown_nvml=False)  # exit releases NVML
+        machine = detect(timeout=args.timeout)
     if args.json:
         print(json.dumps(machine.to_json(), indent=2))
     else:
