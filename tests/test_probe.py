@@ -126,6 +126,39 @@ def test_driver_version_from_sysfs_and_procfs(tmp_path: Path) -> None:
     assert all(item.ms < 100 for item in findings.evidence)
 
 
+#: Driver versions that are not ASCII digits and dots: Arabic-Indic and full-width digits,
+#: a NUL inside or after, a superscript. Before, \d let some sources take them (and a prefix of
+#: others), so 550.54.14 in Arabic-Indic digits was "older than every CUDA release" and yet
+#: cu126 was planned.
+NOT_DRIVER_VERSIONS = (
+    "\u0665\u0665\u0660.\u0665\u0664.\u0661\u0664",
+    "\uff15\uff15\uff10.54.14",
+    "550.54.14\x00",
+    "550\x00.54.14",
+    "550.54.1\u2074",
+)
+
+
+@pytest.mark.parametrize("text", NOT_DRIVER_VERSIONS)
+def test_kernel_files_reject_a_driver_version_that_is_not_ascii(tmp_path: Path, text: str) -> None:
+    fakes.nvidia_driver(tmp_path, text)
+    findings = Findings()
+    assert nvidia.sys_module_driver(tmp_path, findings) is None
+    assert nvidia.proc_driver(tmp_path, findings) is None
+
+
+@pytest.mark.parametrize("text", NOT_DRIVER_VERSIONS)
+def test_overrides_and_nvml_reject_a_driver_version_that_is_not_ascii(text: str) -> None:
+    with pytest.raises(UsageError, match="is not an NVIDIA driver version"):
+        overrides.read_overrides({"ENVSETUP_CUDA_DRIVER_VERSION": text}, Findings())
+    findings = Findings()
+    assert overrides.read_overrides({"UV_CUDA_DRIVER_VERSION": text}, findings) == {}
+    assert "ignored" in findings.warnings[0]
+    device = nvml.RawDevice(name=b"GPU")
+    report = nvml.NvmlReport("x", driver=text.encode(), cuda=12040, devices=(device,))
+    assert nvml.interpret(report)[0] is None
+
+
 def test_old_proc_layout_and_missing_files(tmp_path: Path) -> None:
     fakes.write(
         tmp_path,

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from envsetup.machine import Gpu, MigDevice, Problem
+from envsetup.machine import Gpu, MigDevice, Problem, driver_version
 
 NVML_ERROR_NO_PERMISSION = 4
 NVML_ERROR_DRIVER_NOT_LOADED = 9
@@ -240,7 +240,7 @@ def cuda_from_int(value: int | None) -> str | None:
 def _decode(raw: bytes | None) -> str | None:
     if raw is None:
         return None
-    text = raw.split(b"\0", 1)[0].decode("utf-8", "replace").strip()
+    text = raw.decode("utf-8", "replace").strip()
     return text or None
 
 
@@ -283,7 +283,8 @@ def interpret(report: NvmlReport) -> tuple[str | None, str | None, tuple[Gpu, ..
             f"NVML ({report.library}) answered but found no GPU",
             hint="check that the GPU is passed through to this machine or container",
         )
-    return _decode(report.driver), cuda_from_int(report.cuda), tuple(gpus), problem
+    driver = driver_version(_decode(report.driver))
+    return driver, cuda_from_int(report.cuda), tuple(gpus), problem
 
 
 def _init_problem(code: int, message: str) -> Problem | None:
