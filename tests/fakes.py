@@ -11,6 +11,7 @@ import shlex
 import shutil
 import stat
 import subprocess
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -171,6 +172,37 @@ def environ_with_path(directory: Path, **extra: str) -> dict[str, str]:
     env = {"PATH": os.pathsep.join([str(directory), str(commands)])}
     env.update(extra)
     return env
+
+
+_CLI_ON_A_FAKE_ROOT = """
+import functools, sys
+from pathlib import Path
+import envsetup.detect
+envsetup.detect.detect = functools.partial(envsetup.detect.detect, root=Path(sys.argv[1]))
+from envsetup.cli import main
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+def run_cli_on_root(
+    root: Path, *args: str, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    """The whole CLI (`envsetup ARGS`) as a process whose live detection reads the fake machine
+    under `root` (on a GPU machine the real driver would answer otherwise) with PATH holding
+    `root/bin` only, as `environ_with_path` builds it; nothing else is changed."""
+    env = {
+        **os.environ,
+        **environ_with_path(root / "bin"),
+        "PYTHONPATH": str(Path(__file__).resolve().parents[1]),
+    }
+    return subprocess.run(
+        [sys.executable, "-c", _CLI_ON_A_FAKE_ROOT, str(root), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
 
 
 # --- a fake NVML / libcuda, compiled from C, so the ctypes code runs for real ----------------

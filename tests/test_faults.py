@@ -23,7 +23,6 @@ import pytest
 
 from envsetup.detect import detect
 
-REPO = Path(__file__).resolve().parents[1]
 TABLE = (fakes.SMI_SAMPLES / "h100-580-table.txt").read_text()
 HEADER_ONLY = "\n".join(TABLE.splitlines()[:8]) + "\n"  # banner and column titles, no GPU row
 
@@ -248,32 +247,13 @@ def test_a_bogus_device_count_is_capped_not_looped_over(tmp_path: Path) -> None:
     assert any("4294967295 GPUs" in warning for warning in machine.warnings)
 
 
-CLI_ON_A_FAKE_ROOT = """
-import functools, sys
-from pathlib import Path
-import envsetup.detect
-envsetup.detect.detect = functools.partial(envsetup.detect.detect, root=Path(sys.argv[1]))
-from envsetup.cli import main
-sys.exit(main(sys.argv[2:]))
-"""
-
-
 @needs_cc
 @pytest.mark.parametrize("fault", ["segfault", "hang"])
 def test_envsetup_detect_survives_a_broken_nvml(tmp_path: Path, fault: str) -> None:
     """The whole CLI, `detect --json --timeout 2`, with only the root moved to a fake machine
     (a real driver's module and NVML would answer otherwise). Before: exit 139, or no end."""
     _broken_nvml(tmp_path, init_fault=fault)
-    env = {**fakes.environ_with_path(tmp_path / "bin"), "PYTHONPATH": str(REPO)}
-    argv = [str(tmp_path), "detect", "--json", "--timeout", "2"]
-    result = subprocess.run(
-        [sys.executable, "-c", CLI_ON_A_FAKE_ROOT, *argv],
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
+    result = fakes.run_cli_on_root(tmp_path, "detect", "--json", "--timeout", "2", timeout=30)
     assert result.returncode == 0, result.stderr
     document = json.loads(result.stdout)
     kind = "nvml_crashed" if fault == "segfault" else "timeout"
