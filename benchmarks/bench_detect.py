@@ -37,6 +37,7 @@ def run(report: Any) -> None:
     report.section("envsetup detect (whole process, sampled round-robin)")
     timings = dict(zip(commands, report.race(commands)))
     report.call("detect() in-process", detect)
+    _fake_nvml(report, detect)
     bare = timings["python -c pass"]
     module = timings["python -m envsetup detect --json"]
     ours = timings.get("envsetup detect --json (console script)", module)
@@ -52,6 +53,30 @@ def run(report: Any) -> None:
         report.ratio("envsetup detect --json / nvidia-smi --query-gpu", ours, query)
     module_argv = commands["python -m envsetup detect --json"]
     _light_the_torch(report, commands.get("envsetup detect --json (console script)", module_argv))
+
+
+def _fake_nvml(report: Any, detect: Any) -> None:
+    """What querying NVML in a child process costs: detect() on a fake driver tree whose
+    libnvidia-ml is compiled from tests/fake_nvml.c (it answers at once, so the row is the
+    child's start-up), next to the bare `python -I -S -c pass` the child is built on."""
+    import tempfile
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+    import fakes
+
+    if fakes.compiler() is None or not sys.platform.startswith("linux"):
+        report.note("fake NVML: needs a C compiler on Linux")
+        return
+    with tempfile.TemporaryDirectory(prefix="envsetup-bench-nvml-") as folder:
+        root = Path(folder)
+        fakes.nvidia_driver(root)
+        fakes.build_fake_nvml(root / "usr/lib64/libnvidia-ml.so.1")
+        bare = report.race({"python -I -S -c pass": [sys.executable, "-I", "-S", "-c", "pass"]})
+        nvml = report.call(
+            "detect() on a fake driver tree, fake NVML in a child",
+            lambda: detect(root=root, environ={}),
+        )
+        report.ratio("detect() with the NVML child / python -I -S -c pass", nvml, bare[0])
 
 
 #: light-the-torch's own detection, as `ltt install` runs it before choosing an index.

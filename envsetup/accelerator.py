@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from envsetup.machine import Gpu, Machine
+from envsetup.terminal import printable
 from envsetup.variants import version_tuple
 
 #: Backends a `gpu(backend=...)` marker may ask for. ROCm builds of torch use the "cuda" device.
@@ -345,7 +346,7 @@ def describe_gpus(machine: Machine) -> str:
     """ "NVIDIA H100 80GB HBM3" or "2x NVIDIA A100-SXM4-80GB, Tesla T4"."""
     names: dict[str, int] = {}
     for gpu in machine.gpus:
-        label = gpu.name or f"{gpu.vendor} GPU {gpu.index}"
+        label = printable(gpu.name) if gpu.name else f"{gpu.vendor} GPU {gpu.index}"
         names[label] = names.get(label, 0) + 1
     return ", ".join(name if n == 1 else f"{n}x {name}" for name, n in names.items())
 

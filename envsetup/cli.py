@@ -67,7 +67,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.run(args))
     except EnvsetupError as error:
-        print(f"envsetup: error: {error}", file=sys.stderr)
+        from envsetup.terminal import printable
+
+        print(printable(f"envsetup: error: {error}"), file=sys.stderr)
         return error.exit_code
     except KeyboardInterrupt:
         print("envsetup: interrupted", file=sys.stderr)

@@ -1,9 +1,10 @@
 """Detect the live machine (or read a saved `nvidia-smi` paste) into a `Machine` with evidence.
 
 Probes run cheapest first and stop as soon as the facts are known: the kernel module's version
-files (microseconds), then NVML in-process (about 10 ms, every GPU fact at once), then libcuda
-for the CUDA version if NVML could not say, and `nvidia-smi` (20-100 ms) only for facts still
-missing or to diagnose a driver that does not answer. Overrides from the environment win over
+files (microseconds), then NVML in a child process (every GPU fact at once; a driver library
+that crashes or hangs takes down only that child), then libcuda for the CUDA version if NVML
+could not say, and `nvidia-smi` (20-100 ms) only for facts still missing or to diagnose a
+driver that does not answer. Overrides from the environment win over
 every probe, and each decision leaves evidence behind.
 """
 
@@ -14,7 +15,7 @@ import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from envsetup.machine import Gpu, Machine, Platform
+from envsetup.machine import Gpu, Machine, Platform, Problem
 from envsetup.probe.findings import Findings, now
 from envsetup.probe.host import current_platform
 from envsetup.probe.overrides import Override, read_overrides
@@ -36,16 +37,15 @@ def detect(
     root: Path = Path("/"),
     environ: Mapping[str, str] | None = None,
     timeout: float = 5.0,
-    shutdown_nvml: bool = True,
 ) -> Machine:
     """Probe this machine. `root` relocates every file probe (tests build a fake tree there);
     NVML and libcuda are then looked for only under `root`, never in the loader's path.
-    `shutdown_nvml=False` is for a process that exits right after (see `nvml.query_nvml`)."""
+    `timeout` bounds each query that runs in another process (NVML, nvidia-smi, ...)."""
     env = os.environ if environ is None else environ
     findings = Findings()
     overrides = read_overrides(env, findings)
     platform = current_platform(root, env, findings)
-    nvidia = _Nvidia(root, env, platform, timeout, findings, shutdown_nvml=shutdown_nvml)
+    nvidia = _Nvidia(root, env, platform, timeout, findings)
     nvidia.probe()
     gpus = list(nvidia.gpus)
     gpus.extend(
@@ -106,12 +106,10 @@ class _Nvidia:
         platform: Platform,
         timeout: float,
         findings: Findings,
-        *,
-        shutdown_nvml: bool,
     ) -> None:
         self.root, self.environ, self.platform = root, environ, platform
         self.timeout, self.findings = timeout, findings
-        self.shutdown_nvml = shutdown_nvml
+        self.driver_said_why = False  # NVML classified why the driver cannot answer
         self.driver: str | None = None
         self.cuda: str | None = None
         self.gpus: tuple[Gpu, ...] = ()
@@ -127,9 +125,9 @@ class _Nvidia:
             if self.cuda is None and self.driver is not None:
                 self._libcuda()
         # nvidia-smi sits on NVML: once NVML has said why the driver cannot answer, it would
-        # only say it again, slower.
+        # only say it again, slower. An NVML that crashed or hung has said nothing: go on.
         missing = not self.gpus or self.driver is None or self._missing_capability()
-        if missing and not self.findings.problems:
+        if missing and not self.driver_said_why:
             self._nvidia_smi(module_loaded)
         if self.cuda is None and self.driver is not None:
             self.cuda = derive_cuda(self.driver, self.platform.os, self.findings)
@@ -168,10 +166,21 @@ class _Nvidia:
 
         started = now()
         candidates = self._libraries("nvidia-ml")
-        report = nvml.query_nvml(candidates, shutdown=self.shutdown_nvml)
+        report = None
+        if nvml.could_load(candidates):
+            report = nvml.query_nvml(candidates, timeout=self.timeout)
         if report is None:
             self.findings.record("gpus", None, "NVML (no libnvidia-ml / nvml.dll found)", started)
             return
+        if isinstance(report, Problem):
+            self.findings.record("gpus", None, "NVML (no answer)", started)
+            self.findings.problem(report.kind, report.message, report.hint)
+            return
+        if report.count > nvml.MAX_DEVICES:
+            self.findings.warn(
+                f"NVML reported {report.count} GPUs, a driver fault: envsetup read the first "
+                f"{nvml.MAX_DEVICES} and kept the {len(report.devices)} that answered"
+            )
         driver, cuda, gpus, problem = nvml.interpret(report)
         source = f"NVML {report.library}"
         if report.init_error is not None:
@@ -186,6 +195,7 @@ class _Nvidia:
             _record_capabilities(gpus, source, started, self.findings)
         if problem is not None:
             self.findings.problem(problem.kind, problem.message, problem.hint)
+            self.driver_said_why = True
         self.driver = self.driver or driver
         self.cuda, self.gpus = cuda, gpus
 
@@ -193,9 +203,16 @@ class _Nvidia:
         from envsetup.probe import nvml
 
         started = now()
-        answer = nvml.query_libcuda(self._libraries("cuda"))
+        candidates = self._libraries("cuda")
+        answer = None
+        if nvml.could_load(candidates):
+            answer = nvml.query_libcuda(candidates, timeout=self.timeout)
         if answer is None:
             self.findings.record("cuda_version", None, "libcuda (not found)", started)
+            return
+        if isinstance(answer, Problem):
+            self.findings.record("cuda_version", None, "libcuda (no answer)", started)
+            self.findings.problem(answer.kind, answer.message, answer.hint)
             return
         value, library = answer
         self.cuda = nvml.cuda_from_int(value)

@@ -7,6 +7,7 @@ or from live probes, and compared in tests.
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, field
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (~3 ms of start-up)
@@ -26,7 +27,22 @@ PROBLEM_KINDS = (
     "timeout",
     "permission_denied",
     "unparseable",
+    "nvml_crashed",
+    "libcuda_crashed",
 )
+
+
+#: An NVIDIA driver version: "580.159.04", "560.94", "550". ASCII digits only: `\d` also
+#: matches Arabic-Indic or full-width digits, which `packaging` reads as 550 and others not.
+_DRIVER_VERSION = re.compile(r"[0-9]{2,4}(?:\.[0-9]{1,3}){0,2}")
+
+
+def driver_version(text: str | None) -> str | None:
+    """`text` without surrounding blanks if it is a driver version, else None: the one rule
+    for every source (nvidia-smi, NVML, /sys, /proc, overrides, --driver). Anything else in
+    it (a NUL, a Unicode digit, a letter) rejects the whole text, never a prefix of it."""
+    value = (text or "").strip(" \t\r\n")
+    return value if _DRIVER_VERSION.fullmatch(value) else None
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Callable
 
-from envsetup.machine import Gpu, MigDevice, Problem
+from envsetup.machine import Gpu, MigDevice, Problem, driver_version
 
 __all__ = ["SmiReport", "fill_gaps", "parse"]
 
@@ -222,7 +222,7 @@ def _uncomment(lines: list[str]) -> list[str]:
 
 # --- shared value readers --------------------------------------------------------------------
 
-_VERSION = re.compile(r"\d+(?:\.\d+)+")
+_VERSION = re.compile(r"[0-9]+(?:\.[0-9]+)+")  # ASCII: Unicode digits are no version
 _BUS_ID = re.compile(r"[0-9A-Fa-f]{4,8}:[0-9A-Fa-f]{2}:[0-9A-Fa-f]{2}\.[0-9A-Fa-f]")
 _UUID = re.compile(r"(?:GPU|MIG)-[0-9A-Fa-f][0-9A-Fa-f-]{7,}(?:/\d+/\d+)?")
 _MIB = re.compile(r"(?<!\d)(\d+)\s*MiB\b")
@@ -291,36 +291,39 @@ def _mig_mode(text: str | None) -> bool | None:
     return {"enabled": True, "disabled": False}.get(value)
 
 
-def _field(text: str, *labels: str) -> str | None:
-    """The first version printed after any of `labels` followed by a colon, in this order
-    of preference ("KMD Version" before the deprecated "Driver Version")."""
+def _field(text: str, labels: tuple[str, ...], read: Callable[[str], str | None]) -> str | None:
+    """The first value `read` accepts after any of `labels` followed by a colon, in this
+    order of preference ("KMD Version" before the deprecated "Driver Version")."""
     for label in labels:
-        value = _version_after(text, label)
+        value = _version_after(text, label, read)
         if value is not None:
             return value
     return None
 
 
-def _version_after(text: str, label: str) -> str | None:
-    """The version printed after the first "`label`:" (any case), if it is a version."""
+def _version_after(
+    text: str, label: str, read: Callable[[str], str | None] = _version
+) -> str | None:
+    """The word printed after the first "`label`:" (any case), if `read` accepts it."""
     words = r"\s+".join(map(re.escape, label.split()))  # a web page may wrap between them
     match = re.search(rf"{words}\s*:\s*(\S+)", text, re.IGNORECASE)
-    return _version(match.group(1)) if match else None
+    return read(match.group(1)) if match else None
 
 
 def _driver(text: str) -> str | None:
     # 610+ print "KMD Version"; older "Driver Version". WSL's "NVIDIA-SMI 555.52.01" is the
-    # Linux tool's own number, not the Windows driver, so it is never used.
-    return _field(text, "KMD Version", "DRIVER Version")
+    # Linux tool's own number, not the Windows driver, so it is never used. The whole word
+    # must be a driver version (machine.driver_version), never a prefix of it.
+    return _field(text, ("KMD Version", "DRIVER Version"), driver_version)
 
 
 def _cuda(text: str) -> str | None:
-    return _field(text, "CUDA UMD Version", "CUDA Version")
+    return _field(text, ("CUDA UMD Version", "CUDA Version"), _version)
 
 
 # --- default table ---------------------------------------------------------------------------
 
-_TABLE_HEADER = re.compile(r"NVIDIA-SMI[ \t]+[\d.]+[ \t]+(?:Driver|KMD)[ \t]+Version[ \t]*:")
+_TABLE_HEADER = re.compile(r"NVIDIA-SMI[ \t]+[0-9.]+[ \t]+(?:Driver|KMD)[ \t]+Version[ \t]*:")
 _GPU_ROW_END = ("On", "Off", "WDDM", "TCC", "MCDM", "N/A", "ERR!")
 
 
@@ -515,7 +518,9 @@ def _read_xml(text: str, lines: list[str]) -> SmiReport | None:
         "xml",
         # 610+ rename the fields in -q and --query-gpu ("KMD Version", kmd_version); the XML
         # is assumed to follow (no 610 XML sample yet), the old tags still come second.
-        driver_version=_version(root.findtext("kmd_version") or root.findtext("driver_version")),
+        driver_version=driver_version(
+            root.findtext("kmd_version") or root.findtext("driver_version")
+        ),
         cuda_version=_version(root.findtext("cuda_umd_version") or root.findtext("cuda_version")),
         gpus=tuple(_xml_gpu(i, gpu) for i, gpu in enumerate(root.iter("gpu"))),
     )
@@ -654,7 +659,7 @@ def _read_csv(text: str, lines: list[str]) -> SmiReport | None:
     if not rows:
         return None
     records = [dict(zip(columns, (cell.strip() for cell in row))) for row in rows]
-    drivers = [_version(r.get("driver")) for r in records]
+    drivers = [driver_version(r.get("driver")) for r in records]
     gpus: list[Gpu] = []
     seen = _Twins((), by_index=False)
     for record in records:
@@ -673,11 +678,12 @@ _FIELD = re.compile(r"[a-z][a-z0-9_.]*")  # a --query-gpu field name: "memory.to
 
 def _csv_lines(lines: list[str]) -> list[str]:
     """Lines as the csv module should see them: table rows, the query's own command line and
-    overlong lines become blank (a block boundary); NUL goes (Python < 3.11 rejects it)."""
+    overlong lines become blank (a block boundary); NUL becomes U+FFFD (Python < 3.11's csv
+    rejects it, and dropping it would make "550\\0.54.14" a driver version)."""
     return [
         ""
         if "|" in line or "--query-gpu" in line or len(line) >= _CSV_LINE_LIMIT
-        else line.replace("\0", "")
+        else line.replace("\0", "\ufffd")
         for line in lines
     ]
 
@@ -732,7 +738,7 @@ def _guess_column(values: list[str], col: int) -> str | None:
     shapes: tuple[tuple[str, Callable[[str], bool]], ...] = (
         ("uuid", lambda v: _UUID.fullmatch(v) is not None),
         ("bus", lambda v: _BUS_ID.fullmatch(v) is not None),
-        ("driver", lambda v: re.fullmatch(r"\d{3}\.\d{1,3}(?:\.\d{1,3})?", v) is not None),
+        ("driver", lambda v: driver_version(v) is not None and "." in v),
         ("capability", lambda v: _CAPABILITY.fullmatch(v) is not None),
         ("memory", lambda v: re.fullmatch(r"\d+ MiB", v) is not None),
         ("mig", lambda v: v in ("Enabled", "Disabled")),

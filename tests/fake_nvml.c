@@ -1,9 +1,13 @@
 /* A stand-in for libnvidia-ml.so.1 (and libcuda's cuDriverGetVersion), built by tests/fakes.py
  * with -D values, so envsetup's ctypes code runs for real on a machine without a driver.
- * Only the entry points envsetup calls exist. With -DMIG=1 every GPU has two MIG instances. */
+ * Only the entry points envsetup calls exist. With -DMIG=1 every GPU has two MIG instances;
+ * -DINIT_FAULT and -DREPORTED_COUNT make a broken driver. */
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 typedef struct {
     unsigned long long total, free, used;
@@ -23,7 +27,14 @@ static const int minors[] = {CC_MINORS};
 static int ix(void *handle) { return (int)(uintptr_t)handle - 1; }
 static int is_mig(void *handle) { return (uintptr_t)handle >= 100; }
 
-int nvmlInit_v2(void) { return INIT_RC; }
+/* INIT_FAULT: 0 none, 1 segfault, 2 abort, 3 never return (a wedged GPU); a broken driver. */
+int nvmlInit_v2(void) {
+    if (INIT_FAULT == 1) raise(SIGSEGV);
+    if (INIT_FAULT == 2) abort();
+    if (INIT_FAULT == 3)
+        for (;;) pause();
+    return INIT_RC;
+}
 int shutdowns = 0; /* read by tests through ctypes: did envsetup shut NVML down? */
 int nvmlShutdown(void) {
     shutdowns++;
@@ -47,7 +58,7 @@ int nvmlSystemGetCudaDriverVersion_v2(int *version) {
 }
 
 int nvmlDeviceGetCount_v2(unsigned *count) {
-    *count = COUNT;
+    *count = REPORTED_COUNT; /* COUNT, or a bogus count such as 0xFFFFFFFF */
     return 0;
 }
 

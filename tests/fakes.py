@@ -11,6 +11,7 @@ import shlex
 import shutil
 import stat
 import subprocess
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -173,6 +174,37 @@ def environ_with_path(directory: Path, **extra: str) -> dict[str, str]:
     return env
 
 
+_CLI_ON_A_FAKE_ROOT = """
+import functools, sys
+from pathlib import Path
+import envsetup.detect
+envsetup.detect.detect = functools.partial(envsetup.detect.detect, root=Path(sys.argv[1]))
+from envsetup.cli import main
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+def run_cli_on_root(
+    root: Path, *args: str, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    """The whole CLI (`envsetup ARGS`) as a process whose live detection reads the fake machine
+    under `root` (on a GPU machine the real driver would answer otherwise) with PATH holding
+    `root/bin` only, as `environ_with_path` builds it; nothing else is changed."""
+    env = {
+        **os.environ,
+        **environ_with_path(root / "bin"),
+        "PYTHONPATH": str(Path(__file__).resolve().parents[1]),
+    }
+    return subprocess.run(
+        [sys.executable, "-c", _CLI_ON_A_FAKE_ROOT, str(root), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
 # --- a fake NVML / libcuda, compiled from C, so the ctypes code runs for real ----------------
 
 FAKE_NVML_SOURCE = Path(__file__).parent / "fake_nvml.c"
@@ -180,6 +212,10 @@ FAKE_NVML_SOURCE = Path(__file__).parent / "fake_nvml.c"
 
 def compiler() -> str | None:
     return shutil.which("cc") or shutil.which("gcc")
+
+
+#: The ways `build_fake_nvml(init_fault=...)` breaks nvmlInit_v2, in fake_nvml.c's numbering.
+INIT_FAULTS = (None, "segfault", "abort", "hang")
 
 
 def build_fake_nvml(
@@ -191,9 +227,13 @@ def build_fake_nvml(
     memory_bytes: int = 85520809984,
     init_rc: int = 0,
     mig: bool = False,
+    init_fault: str | None = None,
+    reported_count: int | None = None,
 ) -> Path:
     """Compile a stand-in libnvidia-ml.so.1 (also answering cuDriverGetVersion) at `target`.
-    Callers skip when `compiler()` is None."""
+    `init_fault` ("segfault", "abort", "hang") breaks nvmlInit_v2 as a broken driver does;
+    `reported_count` is what nvmlDeviceGetCount_v2 claims. Callers skip when `compiler()` is
+    None."""
     cc = compiler()
     assert cc is not None, "no C compiler: guard with fakes.compiler()"
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -202,6 +242,8 @@ def build_fake_nvml(
         "CC_MAJORS": ",".join(cap.split(".")[0] for _, cap in gpus) or "0",
         "CC_MINORS": ",".join(cap.split(".")[1] for _, cap in gpus) or "0",
         "INIT_RC": str(init_rc),
+        "INIT_FAULT": str(INIT_FAULTS.index(init_fault)),
+        "REPORTED_COUNT": f"{len(gpus) if reported_count is None else reported_count}u",
         "MIG": str(int(mig)),
         "DRIVER": f'"{driver}"',
         "CUDA": str(cuda),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ctypes
 import json
 import os
 import subprocess
@@ -94,7 +93,7 @@ import fakes
 from envsetup.detect import detect
 from envsetup.probe import nvml
 root = Path(sys.argv[1])
-real = nvml.query_nvml(nvml.library_candidates("nvidia-ml", Path("/"), "linux", False))
+real = nvml.query_nvml(nvml.library_candidates("nvidia-ml", Path("/"), "linux", False), timeout=30)
 fake = detect(root=root, environ=fakes.environ_with_path(root / "bin"))
 print(json.dumps({
     "real": [device.name.decode() for device in real.devices] if real else None,
@@ -133,18 +132,6 @@ def test_a_fake_root_is_a_fake_machine_where_a_real_driver_is_installed(tmp_path
     assert seen["gpus"] == []  # ...and the fake machine has no GPU
     assert "NVML (no libnvidia-ml / nvml.dll found)" in seen["sources"]
     assert not (real / "nvidia-smi.log").exists()
-
-
-@pytest.mark.skipif(fakes.compiler() is None, reason="needs a C compiler")
-def test_detect_leaves_nvml_up_only_when_the_caller_exits_next(tmp_path: Path) -> None:
-    fakes.nvidia_driver(tmp_path)
-    library = fakes.build_fake_nvml(tmp_path / "usr/lib64/libnvidia-ml.so.1")
-    shutdowns = ctypes.c_int.in_dll(ctypes.CDLL(str(library)), "shutdowns")
-    detect(root=tmp_path, environ={}, shutdown_nvml=False)
-    assert shutdowns.value == 0
-    machine = detect(root=tmp_path, environ={})
-    assert shutdowns.value == 1
-    assert machine.gpus[0].compute_capability == "9.0"
 
 
 @pytest.mark.skipif(fakes.compiler() is None, reason="needs a C compiler")

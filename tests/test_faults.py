@@ -188,3 +188,75 @@ def test_hung_rocm_agent_enumerator_is_stopped_at_the_timeout(tmp_path: Path) ->
     assert time.monotonic() - started < 0.5 + 3.0
     assert machine.gpus == ()
     assert any("did not answer within 0.5 s" in warning for warning in machine.warnings)
+
+
+# --- a driver library that crashes, aborts, hangs or lies: NVML runs in a child process ----------
+
+needs_cc = pytest.mark.skipif(
+    fakes.compiler() is None or not sys.platform.startswith("linux"), reason="needs a C compiler"
+)
+
+
+def _broken_nvml(root: Path, **fault: object) -> None:
+    """A loaded driver, a broken libnvidia-ml under `root`, and a working nvidia-smi."""
+    fakes.nvidia_driver(root)
+    fakes.build_fake_nvml(root / "usr/lib64/libnvidia-ml.so.1", **fault)  # type: ignore[arg-type]
+    fakes.fake_tool(root / "bin", "nvidia-smi", outputs=fakes.smi_outputs())
+
+
+@needs_cc
+@pytest.mark.parametrize(("fault", "signal"), [("segfault", "SIGSEGV"), ("abort", "SIGABRT")])
+def test_nvml_crashing_in_init_is_an_error_and_nvidia_smi_answers(
+    tmp_path: Path, fault: str, signal: str
+) -> None:
+    """Before: in-process ctypes, so detect (and `envsetup detect`) died with exit 139/134."""
+    _broken_nvml(tmp_path, init_fault=fault)
+    machine = _detect(tmp_path)
+    (problem,) = machine.errors
+    assert problem.kind == "nvml_crashed"
+    assert signal in problem.message and "libnvidia-ml.so.1" in problem.message
+    assert machine.driver_version == "580.159.04"  # the kernel module's file
+    assert [gpu.name for gpu in machine.gpus] == ["NVIDIA H100 80GB HBM3"]  # nvidia-smi
+    assert machine.gpus[0].compute_capability == "9.0"
+    assert machine.cuda_version == "13.0"
+
+
+@needs_cc
+def test_nvml_hanging_in_init_is_a_timeout_and_nvidia_smi_answers(tmp_path: Path) -> None:
+    """Before: an init that never returns hung detect forever, whatever the timeout."""
+    _broken_nvml(tmp_path, init_fault="hang")
+    started = time.monotonic()
+    machine = _detect(tmp_path, timeout=1.0)
+    assert time.monotonic() - started < 1.0 + 5.0
+    (problem,) = machine.errors
+    assert problem.kind == "timeout" and problem.message.startswith("NVML did not answer")
+    assert "dmesg" in (problem.hint or "")
+    assert machine.driver_version == "580.159.04"
+    assert [gpu.name for gpu in machine.gpus] == ["NVIDIA H100 80GB HBM3"]
+
+
+@needs_cc
+def test_a_bogus_device_count_is_capped_not_looped_over(tmp_path: Path) -> None:
+    """Before: 0xFFFFFFFF devices meant four billion handle queries (hours)."""
+    _broken_nvml(tmp_path, reported_count=0xFFFFFFFF)
+    started = time.monotonic()
+    machine = _detect(tmp_path)
+    assert time.monotonic() - started < 5.0
+    assert machine.errors == ()
+    assert [gpu.name for gpu in machine.gpus] == ["NVIDIA H100 80GB HBM3"]  # the one answering
+    assert any("4294967295 GPUs" in warning for warning in machine.warnings)
+
+
+@needs_cc
+@pytest.mark.parametrize("fault", ["segfault", "hang"])
+def test_envsetup_detect_survives_a_broken_nvml(tmp_path: Path, fault: str) -> None:
+    """The whole CLI, `detect --json --timeout 2`, with only the root moved to a fake machine
+    (a real driver's module and NVML would answer otherwise). Before: exit 139, or no end."""
+    _broken_nvml(tmp_path, init_fault=fault)
+    result = fakes.run_cli_on_root(tmp_path, "detect", "--json", "--timeout", "2", timeout=30)
+    assert result.returncode == 0, result.stderr
+    document = json.loads(result.stdout)
+    kind = "nvml_crashed" if fault == "segfault" else "timeout"
+    assert [error["kind"] for error in document["errors"]] == [kind]
+    assert document["driver_version"] == "580.159.04"
+    assert [gpu["name"] for gpu in document["gpus"]] == ["NVIDIA H100 80GB HBM3"]

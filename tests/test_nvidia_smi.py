@@ -256,6 +256,27 @@ def test_csv_noheader_driver_version_alone() -> None:
     assert report.driver_version == "580.159.04"
 
 
+@pytest.mark.parametrize(
+    "version",
+    [
+        "\u0665\u0665\u0660.\u0665\u0664.\u0661\u0664",  # Arabic-Indic digits
+        "550.54.\u0661\u0664",  # ASCII up to a Unicode digit: no prefix is taken
+        "550.54.14\x00",
+        "550\x00.54.14",
+    ],
+)
+def test_a_driver_version_that_is_not_ascii_digits_is_rejected_in_every_format(
+    version: str,
+) -> None:
+    """One rule with the other sources (machine.driver_version); before, the table took
+    the ASCII prefix of "550.54.١٤" and the CSV reader took Arabic-Indic digits."""
+    table = read("h100-580-table.txt").replace("580.159.04", version)
+    query = read("h100-580-query-gpu.csv").replace("580.159.04", version)
+    xml = "<nvidia_smi_log><driver_version>" + version + "</driver_version></nvidia_smi_log>"
+    for text in (table, query, "driver_version\n" + version + "\n", xml):
+        assert parse(text).driver_version is None, text
+
+
 # --- pastes ----------------------------------------------------------------------------------
 
 

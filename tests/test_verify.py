@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from fake_index import FakeBuild, build_wheels, isolated_env, run_envsetup, unpack
+from test_terminal import no_controls
 
 from envsetup.install_args import install_argv
 from envsetup.machine import Gpu, Machine, Platform
@@ -329,6 +330,20 @@ def test_cli_json_document_and_exit_codes(
     assert failing.returncode == 1
     assert "FAIL  gpu_build" in failing.stdout and "fix: install the build" in failing.stdout
     assert "1 of 5 checks failed" in failing.stdout
+
+
+def test_cli_human_report_shows_escapes_in_device_names(
+    installed, target: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """torch's device name reaches the report from another process; before, its escape
+    sequences (clear screen, a C1 CSI, a bell) went to the terminal as they were."""
+    site = installed("cu121")
+    evil = "NVIDIA \x1b[2J\x9b1AH100\x07:81079:9.0"
+    env = isolated_env({"PYTHONPATH": str(site), "FAKE_TORCH_GPUS": evil})
+    args = ("--driver", "580.159.04", "--cuda", "13.0", "--compute-cap", "9.0")
+    result = run_envsetup("verify", "--python", target, *args, env=env)
+    assert "NVIDIA \\x1b[2J\\x9b1AH100\\x07" in result.stdout, result.stdout + result.stderr
+    no_controls(result.stdout)
 
 
 @pytest.mark.parametrize(

@@ -134,7 +134,7 @@ def machine_from_args(
     if not any(getattr(args, name) is not None for name in _MACHINE_FLAGS):
         from envsetup.detect import detect
 
-        machine = detect(shutdown_nvml=False)  # a CLI process: exit releases NVML
+        machine = detect()
         if python is not None:
             machine = replace(machine, platform=replace(machine.platform, python=python))
         elif installed is None:  # the target is this interpreter's environment

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 
 from envsetup.machine import Gpu, Machine
 from envsetup.probe.findings import source_of
+from envsetup.terminal import printable
 
 HELP = "Show this machine's GPUs, driver and maximum CUDA version, and where each fact came from."
 
@@ -48,11 +49,11 @@ def run(args: argparse.Namespace) -> int:
     else:
         from envsetup.detect import detect
 
-        machine = detect(timeout=args.timeout, shutdown_nvml=False)  # exit releases NVML
+        machine = detect(timeout=args.timeout)
     if args.json:
         print(json.dumps(machine.to_json(), indent=2))
     else:
-        print("\n".join(summary(machine)))
+        print(printable("\n".join(summary(machine))))
     return 0
 
 

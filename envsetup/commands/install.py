@@ -15,6 +15,7 @@ from envsetup.commands._request import (
 )
 from envsetup.install_args import INSTALLERS
 from envsetup.plan import Plan
+from envsetup.terminal import printable
 
 HELP = "Install the right torch build into this (or --python's) environment and verify it."
 
@@ -43,11 +44,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def announce(plan: Plan) -> None:
     """What is about to happen and why, before the installer's output starts."""
-    print(f"envsetup: installing {' '.join(plan.packages)} from {plan.source}", flush=True)
-    for reason in plan.reasons:
-        print(f"  - {reason}")
-    for warning in plan.warnings:
-        print(f"  ! {warning}")
+    lines = [f"envsetup: installing {' '.join(plan.packages)} from {plan.source}"]
+    lines.extend(f"  - {reason}" for reason in plan.reasons)
+    lines.extend(f"  ! {warning}" for warning in plan.warnings)
+    print(printable("\n".join(lines)), flush=True)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -67,5 +67,5 @@ def run(args: argparse.Namespace) -> int:
     announce(plan)
     with interruptible():  # SIGTERM stops the installer too, instead of orphaning it
         report = install(plan, python=python, installer=args.installer, machine=machine)
-    print(human(report))
+    print(printable(human(report)))
     return 0 if report.ok else 1

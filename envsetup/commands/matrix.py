@@ -22,6 +22,7 @@ from envsetup.matrices import (
     variant_cuda,
 )
 from envsetup.plan import ALLOW_INSECURE_VARIABLE, insecure_index_allowed
+from envsetup.terminal import printable
 
 HELP = (
     "List the releases, variants, Pythons and GPU archs envsetup knows; `update` checks upstream."
@@ -297,7 +298,7 @@ def print_table(data: Matrices, selection: Sequence[Shown]) -> None:
     if len(cuda_rows) > 1:
         lines.append("")
         lines.extend(_table(cuda_rows))
-    print("\n".join(lines))
+    print(printable("\n".join(lines)))
 
 
 #: Output formats the verb prints itself; github and gitlab come from `envsetup.ci_export`.
@@ -327,7 +328,7 @@ def _update(args: argparse.Namespace, data: Matrices) -> int:
     if args.format == "json":
         print(json.dumps(findings_json(listing, len(files), findings), indent=2))
     else:
-        print("\n".join(findings_text(listing, len(files), findings)))
+        print(printable("\n".join(findings_text(listing, len(files), findings))))
     return 1 if args.check and findings else 0
 
 

@@ -9,6 +9,7 @@ import os
 
 from envsetup.plan import Plan
 from envsetup.render import FORMATS, SHELLS, command_lines, render
+from envsetup.terminal import printable
 
 HELP = "Say which PyTorch build fits this (or a described) machine, and how to install it."
 
@@ -53,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
             document["snippet"] = render(plan, args.installer, args.shell)
         print(json.dumps(document, indent=2, ensure_ascii=False))
         return 0
-    print(_human(plan, args.installer, args.shell, commands))
+    print(printable(_human(plan, args.installer, args.shell, commands)))
     return 0
 
 

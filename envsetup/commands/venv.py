@@ -15,6 +15,7 @@ from envsetup.commands._request import (
 )
 from envsetup.commands.install import add_installer_argument, announce
 from envsetup.errors import UsageError
+from envsetup.terminal import printable
 
 HELP = "Create a virtual environment with the right torch build, verified (all or nothing)."
 
@@ -78,6 +79,6 @@ def run(args: argparse.Namespace) -> int:
             force=args.force,
             machine=machine,
         )
-    print(human(result.report))
+    print(printable(human(result.report)))
     print(f"\nenvironment ready: {result.path}\nactivate it with: {activation_line(result.path)}")
     return 0

@@ -8,6 +8,7 @@ import sys
 from typing import Any
 
 from envsetup.commands._request import add_machine_arguments, machine_from_args
+from envsetup.terminal import printable
 from envsetup.verify import Expectation, VerifyReport, verify
 
 HELP = "Check that torch in an environment imports, fits this machine and computes on each device."
@@ -56,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(report.to_json(), indent=2, ensure_ascii=False))
     else:
-        print(human(report))
+        print(printable(human(report)))
     return 0 if report.ok else 1
 
 

@@ -11,13 +11,13 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 
+from envsetup.machine import driver_version
 from envsetup.probe.findings import Findings, now
 from envsetup.probe.tool import find_tool
 
-_VERSION = re.compile(r"\d+\.\d+(?:\.\d+)?")
 # "NVRM version: NVIDIA UNIX Open Kernel Module for x86_64  580.159.04  Release Build ..."
 # "NVRM version: NVIDIA UNIX x86_64 Kernel Module  470.82.01  Fri Oct 22 ..."
-_PROC_VERSION = re.compile(r"Kernel Module(?:\s+for\s+\S+)?\s+(\d+\.\d+(?:\.\d+)?)")
+_PROC_VERSION = re.compile(r"Kernel Module(?:\s+for\s+\S+)?\s+(\S+)")
 
 #: The one query `detect` runs when NVML cannot answer: every per-GPU fact in a single call.
 QUERY_ARGS = (
@@ -41,8 +41,7 @@ def _read(path: Path) -> str | None:
 def sys_module_driver(root: Path, findings: Findings) -> str | None:
     """The loaded kernel module's version from `/sys/module/nvidia/version`."""
     started = now()
-    text = _read(root / "sys/module/nvidia/version")
-    value = text.strip() if text and _VERSION.fullmatch(text.strip()) else None
+    value = driver_version(_read(root / "sys/module/nvidia/version"))
     findings.record("driver_version", value, "/sys/module/nvidia/version", started)
     return value
 
@@ -52,7 +51,7 @@ def proc_driver(root: Path, findings: Findings) -> str | None:
     started = now()
     text = _read(root / "proc/driver/nvidia/version")
     match = _PROC_VERSION.search(text or "")
-    value = match[1] if match else None
+    value = driver_version(match[1]) if match else None
     findings.record("driver_version", value, "/proc/driver/nvidia/version", started)
     return value
 

@@ -1,52 +1,41 @@
-"""NVML and libcuda through ctypes: the driver's own answers, in-process, in milliseconds.
+"""NVML and libcuda: the driver's own answers, from a child process, in milliseconds.
 
 NVML gives the driver version, the newest CUDA it supports and every GPU (name, memory, compute
-capability, UUID, bus id, MIG) without creating a CUDA context, so the process stays safe to fork
-and no GPU memory is touched. `cuDriverGetVersion` needs no `cuInit` either.
+capability, UUID, bus id, MIG) without creating a CUDA context, and `cuDriverGetVersion` needs
+no `cuInit` either. The ctypes calls run in a child (`nvml_query.py`, stdlib only, no `site`):
+a driver library that segfaults, aborts or hangs in `nvmlInit` takes down only that child,
+which is stopped at the same timeout as `nvidia-smi` and becomes a `Problem` here.
 
-The ctypes calls only collect raw values into `NvmlReport`; `interpret` turns them into facts.
-That split is the seam tests use: the calls run for real against whatever library is present
-(none on a machine without a driver), and the interpretation is tested on raw values.
+The child only collects raw values; `query_nvml` turns its lines into an `NvmlReport` and
+`interpret` turns that into facts. That split is the seam tests use: the calls run for real
+against whatever library is present (a compiled fake in tests), and the interpretation is
+tested on raw values.
 """
 
 from __future__ import annotations
 
-import ctypes
+import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-from envsetup.machine import Gpu, MigDevice, Problem
+from envsetup.machine import Gpu, MigDevice, Problem, driver_version
 
-NVML_SUCCESS = 0
 NVML_ERROR_NO_PERMISSION = 4
 NVML_ERROR_DRIVER_NOT_LOADED = 9
 NVML_ERROR_LIB_RM_VERSION_MISMATCH = 18
 
-_NAME_SIZE = 96  # NVML_DEVICE_NAME_V2_BUFFER_SIZE
-_TEXT_SIZE = 96  # >= NVML_SYSTEM_DRIVER_VERSION_BUFFER_SIZE (80), NVML_DEVICE_UUID_V2 (96)
+#: Far above any real machine (NVML's own tools go to 16-20 GPUs per node); a bogus count
+#: such as 0xFFFFFFFF must not become four billion queries. The child reads no more.
+MAX_DEVICES = 64
 
 _LINUX_DIRS = ("usr/lib64", "usr/lib/x86_64-linux-gnu", "usr/lib/aarch64-linux-gnu")
-
-
-class _Memory(ctypes.Structure):
-    _fields_ = (
-        ("total", ctypes.c_ulonglong),
-        ("free", ctypes.c_ulonglong),
-        ("used", ctypes.c_ulonglong),
-    )
-
-
-class _PciInfo(ctypes.Structure):
-    _fields_ = (
-        ("busIdLegacy", ctypes.c_char * 16),
-        ("domain", ctypes.c_uint),
-        ("bus", ctypes.c_uint),
-        ("device", ctypes.c_uint),
-        ("pciDeviceId", ctypes.c_uint),
-        ("pciSubSystemId", ctypes.c_uint),
-        ("busId", ctypes.c_char * 32),
-    )
+#: Imported rather than run as a script, so the child reuses the module's cached bytecode
+#: (~1.5 ms); the folder goes last on sys.path, after the standard library.
+_CHILD = (
+    f"import sys; sys.path.append({str(Path(__file__).parent)!r}); "
+    "import nvml_query; sys.exit(nvml_query.main(sys.argv[1:]))"
+)
 
 
 @dataclass(frozen=True)
@@ -78,6 +67,7 @@ class NvmlReport:
     cuda: int | None = None  # 13000 for CUDA 13.0
     devices: tuple[RawDevice, ...] = ()
     init_error: tuple[int, str] | None = None  # (nvmlReturn_t, nvmlErrorString)
+    count: int = 0  # the device count NVML reported; only the first MAX_DEVICES are read
 
 
 def library_candidates(stem: str, root: Path, os_name: str, wsl: bool) -> tuple[str, ...]:
@@ -96,137 +86,148 @@ def library_candidates(stem: str, root: Path, os_name: str, wsl: bool) -> tuple[
     return tuple(found)
 
 
-def _load(candidates: Sequence[str]) -> tuple[ctypes.CDLL, str] | None:
-    for candidate in candidates:
+def could_load(candidates: Sequence[str]) -> bool:
+    """Whether any candidate may load: a bare name goes through the loader's search, a path
+    must exist. Spares the child process where no library can be there (a fake root)."""
+    return any(Path(name).name == name or Path(name).exists() for name in candidates)
+
+
+def _run(what: str, candidates: Sequence[str], timeout: float) -> list[list[str]] | Problem:
+    """The child's answer lines, split into tokens; a Problem when it crashed or hung."""
+    from envsetup.probe.tool import run_tool
+
+    label = "NVML" if what == "nvml" else "libcuda"
+    argv = [sys.executable, "-I", "-S", "-c", _CHILD, what, str(MAX_DEVICES), *candidates]
+    result = run_tool(argv, timeout=timeout, name=label)
+    if result.problem is not None:
+        return Problem(result.problem.kind, result.problem.message, _HINTS[result.problem.kind])
+    lines = [line.split() for line in result.stdout.splitlines()]
+    loaded = [line[1] for line in lines if line[:1] == ["library"] and len(line) == 2]
+    if loaded:
+        label += f" ({_text(loaded[0])})"
+    if result.returncode == 0 and lines[-1:] == [["end"]]:
+        return lines
+    code = result.returncode
+    if code is not None and code < 0:
+        import signal
+
         try:
-            return ctypes.CDLL(candidate), candidate
-        except OSError:
-            continue
-    return None
+            how = f"crashed with {signal.Signals(-code).name}"
+        except ValueError:
+            how = f"crashed with signal {-code}"
+    else:
+        how = f"ended with exit code {code} before answering"
+    last = (result.stderr.strip().splitlines() or [""])[-1][:200]
+    shown = f": {last}" if last and last.isprintable() else ""
+    kind = "nvml_crashed" if what == "nvml" else "libcuda_crashed"
+    return Problem(kind, f"{label} {how} while being queried{shown}", _HINTS["crashed"])
 
 
-class _Library:
-    """A loaded NVML/libcuda; `call` tries symbol names in order (newest first) since old
-    drivers lack the `_v2`/`_v3` entry points. -1 when none exists."""
-
-    def __init__(self, lib: ctypes.CDLL) -> None:
-        self.lib = lib
-
-    def call(self, names: str | tuple[str, ...], *args: object) -> int:
-        for symbol in (names,) if isinstance(names, str) else names:
-            function = getattr(self.lib, symbol, None)
-            if function is not None:
-                return int(function(*args))
-        return -1
-
-    def text(self, name: str, *args: object) -> bytes | None:
-        buffer = ctypes.create_string_buffer(_TEXT_SIZE)
-        if self.call(name, *args, buffer, ctypes.c_uint(_TEXT_SIZE)) != NVML_SUCCESS:
-            return None
-        return buffer.value
-
-    def error_string(self, code: int) -> str:
-        function = getattr(self.lib, "nvmlErrorString", None)
-        if function is None:
-            return f"error {code}"
-        function.restype = ctypes.c_char_p
-        message = function(code)
-        return message.decode(errors="replace") if isinstance(message, bytes) else f"error {code}"
+_HINTS = {
+    "crashed": "the driver's user-space library is broken or does not match the kernel module: "
+    "reinstall the NVIDIA driver (or fix the container's driver mounts); envsetup carried on "
+    "without it, from the kernel module's files and nvidia-smi",
+    "timeout": "a hung NVML usually means a wedged driver or GPU; check `dmesg` for Xid errors, "
+    "or raise --timeout",
+    "unparseable": "the driver library printed without end; reinstall the NVIDIA driver",
+    "not_found": "this Python cannot start a copy of itself (sys.executable) to query NVML",
+}
 
 
-def query_nvml(candidates: Sequence[str], *, shutdown: bool = True) -> NvmlReport | None:
-    """One NVML session (init, queries, shutdown); None when no NVML library can be loaded.
-
-    `shutdown=False` leaves NVML initialised: a process about to exit (the CLI) saves the ~10 ms
-    `nvmlShutdown` takes on an H100, since exit releases it anyway. Library callers keep it."""
-    loaded = _load(candidates)
-    if loaded is None:
-        return None
-    lib, name = _Library(loaded[0]), loaded[1]
-    code = lib.call(("nvmlInit_v2", "nvmlInit"))
-    if code != NVML_SUCCESS:
-        return NvmlReport(library=name, init_error=(code, lib.error_string(code)))
+def _text(token: str) -> str:
     try:
-        driver = lib.text("nvmlSystemGetDriverVersion")
-        cuda = ctypes.c_int()
-        cuda_call = ("nvmlSystemGetCudaDriverVersion_v2", "nvmlSystemGetCudaDriverVersion")
-        has_cuda = lib.call(cuda_call, ctypes.byref(cuda)) == NVML_SUCCESS
-        count = ctypes.c_uint()
-        if lib.call(("nvmlDeviceGetCount_v2", "nvmlDeviceGetCount"), ctypes.byref(count)):
-            count.value = 0
-        devices = tuple(_device(lib, index) for index in range(count.value))
-    finally:
-        if shutdown:
-            lib.call("nvmlShutdown")
-    return NvmlReport(
-        library=name, driver=driver, cuda=cuda.value if has_cuda else None, devices=devices
-    )
+        raw = _value(token)
+    except ValueError:
+        return "?"
+    return raw.decode(errors="replace") if isinstance(raw, bytes) else str(raw)
 
 
-def _device(lib: _Library, index: int) -> RawDevice:
-    handle = ctypes.c_void_p()
-    by_index = ("nvmlDeviceGetHandleByIndex_v2", "nvmlDeviceGetHandleByIndex")
-    if lib.call(by_index, ctypes.c_uint(index), ctypes.byref(handle)) != NVML_SUCCESS:
-        return RawDevice()
-    major, minor = ctypes.c_int(), ctypes.c_int()
-    capability = None
-    call = "nvmlDeviceGetCudaComputeCapability"
-    if lib.call(call, handle, ctypes.byref(major), ctypes.byref(minor)) == NVML_SUCCESS:
-        capability = (major.value, minor.value)
-    pci = _PciInfo()
-    pci_call = ("nvmlDeviceGetPciInfo_v3", "nvmlDeviceGetPciInfo_v2")
-    bus_id = pci.busId if lib.call(pci_call, handle, ctypes.byref(pci)) == NVML_SUCCESS else None
-    current, pending = ctypes.c_uint(), ctypes.c_uint()
-    mig_mode = None
-    if lib.call("nvmlDeviceGetMigMode", handle, ctypes.byref(current), ctypes.byref(pending)) == 0:
-        mig_mode = current.value
-    return RawDevice(
-        name=lib.text("nvmlDeviceGetName", handle),
-        memory_total=_memory(lib, handle),
-        capability=capability,
-        uuid=lib.text("nvmlDeviceGetUUID", handle),
-        bus_id=bus_id,
-        mig_mode=mig_mode,
-        mig=_migs(lib, handle) if mig_mode == 1 else (),
-    )
-
-
-def _memory(lib: _Library, handle: ctypes.c_void_p) -> int | None:
-    memory = _Memory()
-    if lib.call("nvmlDeviceGetMemoryInfo", handle, ctypes.byref(memory)) != NVML_SUCCESS:
+def _value(token: str) -> bytes | int | None:
+    """One token of the child's protocol: `-`, an integer, or `x` + hex bytes."""
+    if token == "-":
         return None
-    return int(memory.total)
+    if token.startswith("x"):
+        return bytes.fromhex(token[1:])
+    return int(token)
 
 
-def _migs(lib: _Library, handle: ctypes.c_void_p) -> tuple[RawMig, ...]:
-    """The MIG instances carved out of a GPU (empty slots are skipped)."""
-    slots = ctypes.c_uint()
-    if lib.call("nvmlDeviceGetMaxMigDeviceCount", handle, ctypes.byref(slots)) != NVML_SUCCESS:
-        return ()
-    found = []
-    for slot in range(slots.value):
-        mig = ctypes.c_void_p()
-        call = "nvmlDeviceGetMigDeviceHandleByIndex"
-        if lib.call(call, handle, ctypes.c_uint(slot), ctypes.byref(mig)) != NVML_SUCCESS:
-            continue
-        found.append(
-            RawMig(
-                name=lib.text("nvmlDeviceGetName", mig),
-                uuid=lib.text("nvmlDeviceGetUUID", mig),
-                memory_total=_memory(lib, mig),
-            )
+def _bytes(token: str) -> bytes | None:
+    value = _value(token)
+    return value if isinstance(value, bytes) else None
+
+
+def _int(token: str) -> int | None:
+    value = _value(token)
+    return value if isinstance(value, int) else None
+
+
+def query_nvml(candidates: Sequence[str], *, timeout: float) -> NvmlReport | Problem | None:
+    """One NVML session in a child process; None when no NVML library can be loaded."""
+    lines = _run("nvml", candidates, timeout)
+    if isinstance(lines, Problem):
+        return lines
+    try:
+        return _report(lines)
+    except (ValueError, IndexError):
+        return Problem(
+            "unparseable",
+            "NVML's answers could not be read (envsetup's own child process printed them)",
+            hint="report this with the output of `envsetup detect --json`",
         )
-    return tuple(found)
 
 
-def query_libcuda(candidates: Sequence[str]) -> tuple[int | None, str] | None:
-    """`cuDriverGetVersion` (13000 = CUDA 13.0); no `cuInit`, so no context. None: no libcuda."""
-    loaded = _load(candidates)
-    if loaded is None:
+def _report(lines: list[list[str]]) -> NvmlReport | None:
+    library, driver, cuda, count = None, None, None, 0
+    devices: list[RawDevice] = []
+    migs: list[RawMig] = []
+    for key, *tokens in lines:
+        if key == "library":
+            library = _text(tokens[0])
+        elif key == "init":
+            code = int(tokens[0])
+            message = _text(tokens[1]) or f"error {code}"
+            return NvmlReport(library or "", init_error=(code, message))
+        elif key == "system":
+            driver, cuda, count = _bytes(tokens[0]), _int(tokens[1]), int(tokens[2])
+        elif key == "gpu":
+            name, memory, major, minor, uuid, bus_id, mig_mode = tokens
+            known = "-" not in (major, minor)
+            devices.append(
+                RawDevice(
+                    name=_bytes(name),
+                    memory_total=_int(memory),
+                    capability=(int(major), int(minor)) if known else None,
+                    uuid=_bytes(uuid),
+                    bus_id=_bytes(bus_id),
+                    mig_mode=_int(mig_mode),
+                )
+            )
+            migs = []
+        elif key == "mig":
+            migs.append(RawMig(_bytes(tokens[0]), _bytes(tokens[1]), _int(tokens[2])))
+            devices[-1] = replace(devices[-1], mig=tuple(migs))
+    if library is None:
         return None
-    version = ctypes.c_int()
-    code = _Library(loaded[0]).call("cuDriverGetVersion", ctypes.byref(version))
-    return (version.value if code == 0 else None), loaded[1]
+    if count > MAX_DEVICES:  # a bogus count: the slots past the real GPUs answer nothing
+        while devices and devices[-1] == RawDevice():
+            devices.pop()
+    return NvmlReport(library, driver=driver, cuda=cuda, devices=tuple(devices), count=count)
+
+
+def query_libcuda(
+    candidates: Sequence[str], *, timeout: float
+) -> tuple[int | None, str] | Problem | None:
+    """`cuDriverGetVersion` in a child process (13000 = CUDA 13.0). None: no libcuda."""
+    lines = _run("cuda", candidates, timeout)
+    if isinstance(lines, Problem):
+        return lines
+    answers = {line[0]: line[1:] for line in lines if line}
+    if "library" not in answers or not answers.get("cuda"):
+        return None
+    try:
+        return _int(answers["cuda"][0]), _text(answers["library"][0])
+    except ValueError:
+        return None, _text(answers["library"][0])
 
 
 def cuda_from_int(value: int | None) -> str | None:
@@ -239,7 +240,7 @@ def cuda_from_int(value: int | None) -> str | None:
 def _decode(raw: bytes | None) -> str | None:
     if raw is None:
         return None
-    text = raw.split(b"\0", 1)[0].decode("utf-8", "replace").strip()
+    text = raw.decode("utf-8", "replace").strip()
     return text or None
 
 
@@ -282,7 +283,8 @@ def interpret(report: NvmlReport) -> tuple[str | None, str | None, tuple[Gpu, ..
             f"NVML ({report.library}) answered but found no GPU",
             hint="check that the GPU is passed through to this machine or container",
         )
-    return _decode(report.driver), cuda_from_int(report.cuda), tuple(gpus), problem
+    driver = driver_version(_decode(report.driver))
+    return driver, cuda_from_int(report.cuda), tuple(gpus), problem
 
 
 def _init_problem(code: int, message: str) -> Problem | None:

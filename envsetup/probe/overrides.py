@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from envsetup.errors import UsageError
+from envsetup.machine import driver_version
 from envsetup.probe.findings import Findings, now
 
 #: fact -> variables, in precedence order. The first one set wins.
@@ -27,9 +28,9 @@ OVERRIDES: dict[str, tuple[str, ...]] = {
     "compute_capability": ("ENVSETUP_COMPUTE_CAP",),
 }
 
-_DRIVER = re.compile(r"\d{2,4}(?:\.\d{1,3}){0,2}")
-_CUDA = re.compile(r"(\d{1,2})(?:\.(\d{1,2}))?(?:\.\d+)?")
-_CAPABILITY = re.compile(r"(?:sm_?)?(\d{1,2})\.?(\d)", re.IGNORECASE)
+# ASCII digits only (re.ASCII), as for driver versions: "١٢.٤" is no CUDA version.
+_CUDA = re.compile(r"(\d{1,2})(?:\.(\d{1,2}))?(?:\.\d+)?", re.ASCII)
+_CAPABILITY = re.compile(r"(?:sm_?)?(\d{1,2})\.?(\d)", re.IGNORECASE | re.ASCII)
 
 _EXPECTED = {
     "backend_override": "a variant: cpu, xpu, cuXY (cu121, cu12.1, cuda12.1) or rocmX.Y[.Z]",
@@ -67,8 +68,9 @@ def normalise_cuda(text: str) -> str:
 
 
 def normalise_driver(text: str) -> str:
-    value = text.strip()
-    if _DRIVER.fullmatch(value) is None:
+    """The driver version by `machine.driver_version`'s rule, the one every source obeys."""
+    value = driver_version(text)
+    if value is None:
         raise ValueError(text)
     return value
 

@@ -55,12 +55,17 @@ def find_tool(
 
 
 def run_tool(
-    argv: Sequence[str], *, timeout: float, environ: Mapping[str, str] | None = None
+    argv: Sequence[str],
+    *,
+    timeout: float,
+    environ: Mapping[str, str] | None = None,
+    name: str | None = None,
 ) -> ToolResult:
-    """Run `argv`, capture text output; a timeout or a failure to start becomes a Problem."""
+    """Run `argv`, capture text output; a timeout or a failure to start becomes a Problem
+    whose message calls the tool `name` (by default the executable's file name)."""
     import subprocess
 
-    name = Path(argv[0]).name
+    name = name or Path(argv[0]).name
     posix = os.name == "posix"
     try:
         process = subprocess.Popen(
