@@ -1,8 +1,9 @@
-"""`envsetup.matrices.load()`: parsing the TOML files against reading the marshal cache.
+"""`envsetup.matrices.load()`: parsing the TOML files against reading the per-user cache.
 
 Every `plan` loads the matrices, so their cost is part of issue 2/6's "close to interpreter
 start-up" target. Rows: a bare interpreter, a process that loads with the cache off (parses the
-TOML, imports tomllib), one that loads from a warm cache; then the same in-process.
+TOML, imports tomllib), one that loads from a warm cache (still reading and hashing the
+TOML bytes: the cache is keyed on content); then the same in-process.
 """
 
 from __future__ import annotations

@@ -25,11 +25,9 @@ Values the sources do not confirm are still returned; callers that care read `.c
 from __future__ import annotations
 
 import functools
-import marshal
-import os
+import json
 import re
 import sys
-import zlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,8 +35,15 @@ from typing import TYPE_CHECKING, Any
 
 from packaging.version import InvalidVersion, Version
 
+from envsetup import user_cache
 from envsetup.errors import EnvsetupError
+from envsetup.user_cache import cache_directory
 from envsetup.variants import KINDS, parse_variant, version_tuple
+
+try:
+    from _blake2 import blake2b  # what hashlib.blake2b is, without hashlib's OpenSSL import
+except ImportError:  # pragma: no cover - a Python built without it
+    from hashlib import blake2b
 
 if TYPE_CHECKING:
     from packaging.specifiers import SpecifierSet
@@ -48,6 +53,8 @@ PLATFORMS = ("linux-x86_64", "linux-aarch64", "windows-amd64", "macos-arm64", "m
 
 #: Data files, in load order.
 FILES = ("nvidia.toml", "torch.toml", "archs.toml")
+#: Part of every cache key: bump it when the cached layout changes, and old entries stop matching.
+_CACHE_FORMAT = 2
 
 #: A variant name as it appears in index URLs and local version labels.
 VARIANT_RE = re.compile(r"^(cpu|xpu|cu\d{2,3}|rocm\d+\.\d+(\.\d+)?)$")
@@ -491,100 +498,91 @@ def default_directory() -> Path:
     return here.parent / "matrices"
 
 
-def _parse(directory: Path) -> dict[str, dict[str, Any]]:
-    """Parse every data file; missing or malformed files become one clear error."""
-    if sys.version_info >= (3, 11):
-        import tomllib
-    else:  # pragma: no cover - exercised on 3.9/3.10 only
-        import tomli as tomllib
-
-    documents: dict[str, dict[str, Any]] = {}
+def _read_sources(directory: Path) -> dict[str, bytes]:
+    """The bytes of every data file: hashed for the cache key, then parsed when not cached."""
+    sources: dict[str, bytes] = {}
     for name in FILES:
         path = directory / name
         try:
-            with path.open("rb") as handle:
-                documents[name] = tomllib.load(handle)
+            sources[name] = path.read_bytes()
         except FileNotFoundError:
             raise MatricesError(
                 f"compatibility data not found: {path}",
                 hint="reinstall envsetup, or point load() at a directory holding "
                 + ", ".join(FILES),
             ) from None
-        except tomllib.TOMLDecodeError as error:
+    return sources
+
+
+def _parse(directory: Path, sources: Mapping[str, bytes]) -> dict[str, dict[str, Any]]:
+    """Parse every data file; a malformed one becomes one clear error."""
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - exercised on 3.9/3.10 only
+        import tomli as tomllib
+
+    documents: dict[str, dict[str, Any]] = {}
+    for name, data in sources.items():
+        try:
+            documents[name] = tomllib.loads(data.decode("utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
             raise MatricesError(
-                f"{path} is not valid TOML: {error}", hint="fix the file or restore it from git"
+                f"{directory / name} is not valid TOML: {error}",
+                hint="fix the file or restore it from git",
             ) from None
     return documents
 
 
-def cache_directory() -> Path | None:
-    """Where parsed matrices are cached: ENVSETUP_CACHE_DIR, else the user cache directory.
+def _cache_key(sources: Mapping[str, bytes]) -> str:
+    """A digest of the data files' content and the cache format: any edit, even one that keeps
+    size and mtime, is a new key. blake2b from `_blake2`, as hashlib itself serves it, because
+    importing hashlib loads OpenSSL (~2 ms a start)."""
+    digest = blake2b(f"envsetup matrices cache {_CACHE_FORMAT}".encode(), digest_size=20)
+    for name, data in sources.items():
+        digest.update(f"\0{name}\0{len(data)}\0".encode())
+        digest.update(data)
+    return digest.hexdigest()
 
-    ENVSETUP_CACHE_DIR set to an empty string turns the cache off.
-    """
-    configured = os.environ.get("ENVSETUP_CACHE_DIR")
-    if configured is not None:
-        return Path(configured) if configured else None
-    if sys.platform == "win32":
-        base = os.environ.get("LOCALAPPDATA")
-        return Path(base) / "envsetup" / "cache" if base else None
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    if xdg and sys.platform != "darwin":
-        return Path(xdg) / "envsetup"
+
+def _decode(cached: bytes | None, key: str) -> dict[str, dict[str, Any]] | None:
+    """The documents a cache file holds, or None for anything but an entry written for `key`."""
+    if cached is None:
+        return None
     try:
-        home = Path.home()
-    except RuntimeError:  # no HOME and no passwd entry (some containers): run without a cache
+        payload = json.loads(cached)
+    except (ValueError, RecursionError):
         return None
-    if sys.platform == "darwin":
-        return home / "Library" / "Caches" / "envsetup"
-    return home / ".cache" / "envsetup"
-
-
-def _cache_entry(directory: Path) -> tuple[Path, str] | None:
-    """The cache file for `directory` and the key its content must carry to be current."""
-    cache = cache_directory()
-    if cache is None:
+    if not isinstance(payload, dict) or payload.get("key") != key:
         return None
-    key = [f"{sys.version_info[:2]}|{marshal.version}|{directory}"]
-    for name in FILES:
-        try:
-            stat = (directory / name).stat()
-        except OSError:
-            return None
-        key.append(f"{name}:{stat.st_size}:{stat.st_mtime_ns}")
-    tag = zlib.crc32(str(directory).encode())
-    return (
-        cache / f"matrices-{sys.version_info[0]}{sys.version_info[1]}-{tag:08x}.marshal",
-        "|".join(key),
-    )
+    documents = payload.get("documents")
+    if not isinstance(documents, dict) or sorted(documents) != sorted(FILES):
+        return None
+    if not all(isinstance(document, dict) for document in documents.values()):
+        return None
+    return documents
 
 
 def read_documents(directory: Path) -> dict[str, dict[str, Any]]:
-    """The parsed data files, from the cache when the files have not changed since last time.
+    """The parsed data files, from the cache when one holds exactly these files' content.
 
-    TOML parsing costs ~10 ms and tomllib's import more, on every `plan`; a marshal cache costs
-    under 1 ms. The cache is best effort: unreadable or unwritable caches are ignored.
+    TOML parsing costs ~8 ms and tomllib's import more, on every `plan`; reading the cache costs
+    about 1 ms. The cache is JSON, not marshal: decoding it cannot crash the interpreter or
+    allocate more than the file's size, whoever wrote it. It is best effort (`user_cache`).
     """
-    entry = _cache_entry(directory)
-    if entry is not None:
-        path, key = entry
+    sources = _read_sources(directory)
+    cache = cache_directory()
+    if cache is None:
+        return _parse(directory, sources)
+    key = _cache_key(sources)
+    name = f"matrices-{key}.json"
+    documents = _decode(user_cache.read(cache, name), key)
+    if documents is None:
+        documents = _parse(directory, sources)
         try:
-            cached = marshal.loads(path.read_bytes())
-        except (OSError, ValueError, EOFError, TypeError):
-            cached = None
-        if isinstance(cached, tuple) and len(cached) == 2 and cached[0] == key:
-            documents: dict[str, dict[str, Any]] = cached[1]
+            encoded = json.dumps({"key": key, "documents": documents}, separators=(",", ":"))
+        except (TypeError, ValueError):  # a value JSON cannot hold (a TOML date): no cache
             return documents
-    documents = _parse(directory)
-    if entry is not None:
-        path, key = entry
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            partial = path.with_suffix(f".{os.getpid()}.tmp")
-            partial.write_bytes(marshal.dumps((key, documents)))
-            partial.replace(path)
-        except OSError:
-            pass
+        user_cache.write(cache, name, encoded.encode("ascii"))
     return documents
 
 

@@ -20,6 +20,7 @@ _CUDA_COMPACT = re.compile(r"cu(\d{2,3})")  # cu80, cu118, cu130: the last digit
 _CUDA_DOTTED = re.compile(r"(?:cu|cuda)[-_]?(\d{1,2})\.(\d{1,2})")
 _CUDA_WORD = re.compile(r"cuda[-_]?(\d{2,3})")
 _ROCM = re.compile(r"rocm[-_]?(\d+)\.(\d+)(?:\.(\d+))?")
+_EXPECTED = "expected cpu, xpu, cuXY (cu121, cu12.1, cuda12.1) or rocmX.Y[.Z] (rocm6.2, rocm6.2.4)"
 
 
 @dataclass(frozen=True)
@@ -86,7 +87,13 @@ def parse_variant(text: str) -> Variant:
         return Variant(value)
     match = _CUDA_DOTTED.fullmatch(value)
     if match:
-        return Variant("cuda", (int(match[1]), int(match[2])))
+        major, minor = int(match[1]), int(match[2])
+        if minor > 9:  # "cuda1.10" would be named cu110, which is CUDA 11.0
+            raise ValueError(
+                f"unknown variant {text!r}: CUDA {major}.{minor} has no variant name (the last "
+                f"digit of cuXY is the minor version); {_EXPECTED}"
+            )
+        return Variant("cuda", (major, minor))
     match = _CUDA_COMPACT.fullmatch(value) or _CUDA_WORD.fullmatch(value)
     if match:
         digits = match[1]
@@ -95,10 +102,7 @@ def parse_variant(text: str) -> Variant:
     if match:
         parts = tuple(int(part) for part in match.groups() if part is not None)
         return Variant("rocm", parts)
-    raise ValueError(
-        f"unknown variant {text!r}; expected cpu, xpu, cuXY (cu121, cu12.1, cuda12.1) "
-        "or rocmX.Y[.Z] (rocm6.2, rocm6.2.4)"
-    )
+    raise ValueError(f"unknown variant {text!r}; {_EXPECTED}")
 
 
 def version_tuple(text: str, width: int = 2) -> tuple[int, ...]:

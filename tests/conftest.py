@@ -4,7 +4,8 @@ Also, before anything is collected (modules load the matrices at import): the pa
 cache goes to a temporary directory of this test process instead of the user's ~/.cache/envsetup
 (subprocesses inherit it; a test that wants another sets its own), and opt-ins a developer may
 have exported for real use do not leak into the CLI defaults the tests check. Tests marked
-`uv` are skipped, saying why, where no uv can be found the way envsetup finds it.
+`uv` are skipped, saying why, where no uv can be found the way envsetup finds it. The fuzz
+tests' settings profile is registered here, where the command line can be read.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from fake_index import isolated_env, uv_executable
+from hypothesis import settings
 
 DATA = Path(__file__).parent / "data"
 
@@ -30,6 +32,10 @@ def pytest_configure(config: pytest.Config) -> None:
     for name in _USER_SETTINGS:
         os.environ.pop(name, None)
     config.addinivalue_line("markers", "uv: runs the uv executable; skipped where there is none")
+    # Fuzz runs are derandomized so CI sees the same cases every time; `--hypothesis-seed N`
+    # explores the cases seed N draws instead (hypothesis lets `derandomize` win over a seed).
+    seeded = config.getoption("--hypothesis-seed", None) is not None
+    settings.register_profile("envsetup-fuzz", derandomize=not seeded, database=None)
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from envsetup import cli
 from envsetup.variants import Variant, parse_variant, version_tuple
 
 
@@ -70,3 +71,40 @@ def test_version_tuple_compares_numbers_not_text() -> None:
     assert version_tuple("13.0") > version_tuple("9.2")
     assert version_tuple("12") == version_tuple("12.0") == (12, 0)
     assert version_tuple("12.8.93")[:2] == (12, 8)
+
+
+@pytest.mark.parametrize("text", ["cuda1.10", "cu0.10", "CU10.10", "cu12.10", "cuda-13.10"])
+def test_a_two_digit_cuda_minor_is_refused_not_misread(text: str) -> None:
+    """cuda1.10 used to become cu110, which is CUDA 11.0: no cuXY name spells a minor over 9."""
+    with pytest.raises(ValueError, match=r"has no variant name .*expected cpu, xpu, cuXY"):
+        parse_variant(text)
+
+
+def test_every_numeric_cuda_spelling_reads_back_as_itself() -> None:
+    """All majors and minors to 99, dotted and compact: the canonical name parses to the same
+    variant, and a dotted spelling means exactly the version it says."""
+    for prefix in ("cu", "cuda", "cuda-", "cu_"):
+        for major in range(100):
+            for minor in range(100):
+                try:
+                    variant = parse_variant(f"{prefix}{major}.{minor}")
+                except ValueError:
+                    assert minor > 9
+                    continue
+                assert variant.version == (major, minor)
+                assert parse_variant(variant.name) == variant
+        for number in range(1000):
+            for digits in {f"{number}", f"{number:02d}", f"{number:03d}"}:
+                try:
+                    variant = parse_variant(prefix + digits)
+                except ValueError:
+                    continue
+                assert parse_variant(variant.name) == variant
+
+
+def test_the_cli_refuses_backend_cuda_1_10(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["plan", "--gpu", "none", "--platform", "linux-x86_64", "--python", "3.11"]
+    assert cli.main([*argv, "--backend", "cuda1.10"]) == 2
+    error = capsys.readouterr().err
+    assert "--backend: unknown variant 'cuda1.10': CUDA 1.10 has no variant name" in error
+    assert "cu110" not in error
