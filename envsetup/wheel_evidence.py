@@ -70,6 +70,7 @@ class RegistryFile:
     wheel: WheelFile
     url: str
     requires_python: str | None  # data-requires-python / "requires-python", when listed
+    upload_time: str | None = None  # PEP 700 "upload-time" (JSON listings only)
 
 
 Opener = Callable[..., Any]
@@ -103,15 +104,18 @@ def project_files(index: str, project: str, timeout: float = 60.0) -> list[Regis
     text = body.decode("utf-8", errors="replace")
     links = _links(text, headers.get("Content-Type") or "", url)
     found = []
-    for filename, href, requires_python in links:
+    for filename, href, requires_python, uploaded in links:
         wheel = parse_wheel(filename)
         if wheel is not None:
-            found.append(RegistryFile(wheel, urllib.parse.urljoin(url, href), requires_python))
+            href = urllib.parse.urljoin(url, href)
+            found.append(RegistryFile(wheel, href, requires_python, uploaded))
     return found
 
 
-def _links(text: str, content_type: str, base: str) -> list[tuple[str, str, str | None]]:
-    """(file name, href, requires-python) of every file a listing page links to."""
+def _links(
+    text: str, content_type: str, base: str
+) -> list[tuple[str, str, str | None, str | None]]:
+    """(file name, href, requires-python, upload-time) of every file a listing page links to."""
     if "json" in content_type or text.lstrip().startswith("{"):
         try:
             files = json.loads(text)["files"]
@@ -120,10 +124,13 @@ def _links(text: str, content_type: str, base: str) -> list[tuple[str, str, str 
                 f"{base} is not a PEP 691 project page (no 'files' list)",
                 hint="point --index at a simple index root such as " + DEFAULT_INDEX,
             ) from None
-        return [(f["filename"], f["url"], f.get("requires-python")) for f in files]
+        return [
+            (f["filename"], f["url"], f.get("requires-python"), f.get("upload-time"))
+            for f in files
+        ]
     from html.parser import HTMLParser
 
-    found: list[tuple[str, str, str | None]] = []
+    found: list[tuple[str, str, str | None, str | None]] = []
 
     class Anchors(HTMLParser):
         def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
@@ -131,7 +138,7 @@ def _links(text: str, content_type: str, base: str) -> list[tuple[str, str, str 
             if tag == "a" and values.get("href"):
                 href = str(values["href"])
                 name = urllib.parse.unquote(urllib.parse.urlsplit(href).path.rsplit("/", 1)[-1])
-                found.append((name, href, values.get("data-requires-python")))
+                found.append((name, href, values.get("data-requires-python"), None))
 
     Anchors().feed(text)
     return found
@@ -495,6 +502,7 @@ class Verifier:
                     self.add(release, name, "listed", None, "no wheel on the registry")
                 continue
             self._pythons(release, files)
+            self._date(release, files)
             self._metadata(release, files)
             self._companions(release)
             if release.torch in wanted:
@@ -531,6 +539,18 @@ class Verifier:
                     evidence,
                 )
             )
+
+    def _date(self, release: Release, files: Sequence[RegistryFile]) -> None:
+        """The release date: the day of the first upload (PEP 700), to the precision the
+        matrices give ("2026-01" compares the month)."""
+        times = sorted(f.upload_time for f in files if f.upload_time)
+        if not times:
+            self.add(release, "date", release.date, None, "the listing gives no upload-time")
+            return
+        first = next(f for f in files if f.upload_time == times[0])
+        found = times[0][: len(release.date)]
+        evidence = f"{first.wheel.filename} upload-time {times[0]}"
+        self.add(release, "date", release.date, found, evidence)
 
     def _metadata(self, release: Release, files: Sequence[RegistryFile]) -> None:
         """Requires-Python and PyPI's default variant per platform, from the wheels."""
