@@ -155,10 +155,11 @@ def test_python_exceptions_per_platform(data: Matrices) -> None:
     assert not release.has_wheel("3.13", "linux-aarch64")
     assert release.has_wheel("3.12", "macos-arm64", "cpu")
     assert not release.has_wheel("3.12", "macos-arm64", "cu124")
-    old = data.release("1.12.1")
+    old = data.release("1.13.1")  # PyPI: cp311 only as the Linux x86_64 cu117 wheel
     assert old is not None
-    assert "3.7" not in old.pythons("macos-arm64")
-    assert "3.7" in old.pythons("macos-x86_64")
+    assert "3.11" in old.pythons("linux-x86_64") and "3.11" not in old.pythons("macos-arm64")
+    assert old.has_wheel("3.11", "linux-x86_64", "cu117")
+    assert not old.has_wheel("3.11", "linux-x86_64", "cpu")
 
 
 def test_python_exceptions_per_variant(data: Matrices) -> None:
@@ -209,12 +210,13 @@ def test_companions_and_the_end_of_torchaudio(data: Matrices) -> None:
     assert after.torchaudio is None
 
 
-def test_2_15_is_known_but_unconfirmed(data: Matrices) -> None:
+def test_2_15_wheels_are_confirmed_but_not_its_other_indexes(data: Matrices) -> None:
     release = data.release("2.15.0")
     assert release is not None
-    assert release.torchvision == "0.30.0"
-    assert not release.confirmed
-    assert "variants" in release.unconfirmed
+    assert release.torchvision is None  # no torchvision release pins torch 2.15.0
+    assert not release.has_wheel("3.10", "linux-x86_64")
+    assert release.has_wheel("3.15t", "linux-x86_64", "cu132")
+    assert release.confirmed and release.unconfirmed == ("variants",)
 
 
 def test_variants_lists_every_name_in_order(data: Matrices) -> None:

@@ -92,13 +92,10 @@ def _configure_verify(actions: Any) -> None:
         "release which matrix facts the wheels confirm, contradict or cannot show. Downloads and "
         "what was read are cached in ~/.cache/envsetup-evidence (env ENVSETUP_EVIDENCE_CACHE).",
     )
-    from envsetup.wheel_evidence import DEFAULT_INDEX
-
     verify.add_argument(
         "--index",
         metavar="URL",
-        default=DEFAULT_INDEX,
-        help=f"simple index root to read (default {DEFAULT_INDEX})",
+        help="simple index root to read (default: PyPI's, https://pypi.org/simple/)",
     )
     verify.add_argument(
         "--archs",
@@ -355,6 +352,7 @@ def _verify(args: argparse.Namespace, data: Matrices) -> int:
 
     from envsetup import wheel_evidence
 
+    args.index = args.index or wheel_evidence.DEFAULT_INDEX
     scheme = urlsplit(args.index).scheme
     if scheme not in ("https", "http") or (scheme == "http" and not args.allow_insecure_index):
         raise UsageError(
