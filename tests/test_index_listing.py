@@ -212,7 +212,7 @@ def test_new_release_variant_and_python_are_reported(data: matrices.Matrices) ->
 
 
 def test_python_outside_its_known_platforms_is_reported(data: matrices.Matrices) -> None:
-    """2.6.s 3.13t is known for Linux x86_64 only: a Windows cp313t wheel is news."""
+    """2.6's 3.13t is known for Linux x86_64 only: a Windows cp313t wheel is news."""
     name = "torch-2.6.0+cu126-cp313-cp313t-win_amd64.whl"
     findings = missing_from(data, summarize(wheels(html([name]))))
     assert findings.pythons == (("2.6.0", "windows-amd64", "3.13t"),)

@@ -256,10 +256,12 @@ def test_volta_in_cu128_comes_and_goes(data: Matrices) -> None:
 
 
 def test_ptx_covers_newer_gpus_only(data: Matrices) -> None:
-    arch = data.arch_list("2.13.0", "cu130", "linux-x86_64")
+    arch = data.arch_list("2.10.0", "cu130", "linux-x86_64")
     assert arch is not None and arch.ptx == "12.0"
     assert arch.covers("13.0")  # a future GPU JITs the 12.0 PTX
     assert not arch.covers("11.0")  # Thor: no SASS on x86_64, PTX 12.0 is newer than 11.0
+    shipped = data.arch_list("2.13.0", "cu130", "linux-x86_64")  # read from the wheel: SASS only
+    assert shipped is not None and shipped.ptx is None and not shipped.covers("13.0")
     assert covers(data, "2.13.0", "cu130", "linux-aarch64", "11.0")
     windows = data.arch_list("2.13.0", "cu130", "windows-amd64")
     assert windows is not None and windows.ptx is None and not windows.covers("13.0")
