@@ -107,8 +107,8 @@ def project_files(index: str, project: str, timeout: float = 60.0) -> list[Regis
     for filename, href, requires_python, uploaded in links:
         wheel = parse_wheel(filename)
         if wheel is not None:
-            href = urllib.parse.urljoin(url, href)
-            found.append(RegistryFile(wheel, href, requires_python, uploaded))
+            address = urllib.parse.urljoin(url, href)
+            found.append(RegistryFile(wheel, address, requires_python, uploaded))
     return found
 
 
@@ -125,8 +125,7 @@ def _links(
                 hint="point --index at a simple index root such as " + DEFAULT_INDEX,
             ) from None
         return [
-            (f["filename"], f["url"], f.get("requires-python"), f.get("upload-time"))
-            for f in files
+            (f["filename"], f["url"], f.get("requires-python"), f.get("upload-time")) for f in files
         ]
     from html.parser import HTMLParser
 
@@ -257,9 +256,10 @@ class EvidenceCache:
         from urllib.request import Request
 
         try:
-            with _urlopen(Request(url), timeout) as response, tempfile.NamedTemporaryFile(
-                dir=target.parent, delete=False
-            ) as out:
+            with (
+                _urlopen(Request(url), timeout) as response,
+                tempfile.NamedTemporaryFile(dir=target.parent, delete=False) as out,
+            ):
                 shutil.copyfileobj(response, out, 1 << 22)
         except OSError as error:
             raise EvidenceError(f"could not download {url}: {error}") from None
@@ -284,9 +284,9 @@ def parse_version_py(text: str) -> dict[str, str]:
     for node in tree.body:
         target = node.targets[0] if isinstance(node, ast.Assign) else getattr(node, "target", None)
         value = getattr(node, "value", None)
-        if isinstance(target, ast.Name) and isinstance(value, ast.Constant):
-            if isinstance(value.value, str):
-                found[target.id] = value.value
+        text = value.value if isinstance(value, ast.Constant) else None
+        if isinstance(target, ast.Name) and isinstance(text, str):
+            found[target.id] = text
     return found
 
 
@@ -472,8 +472,16 @@ class Verifier:
     report: Report = field(default_factory=Report)
     pins: dict[str, dict[Version, str | None]] = field(default_factory=dict)
 
-    def add(self, release: Release, name: str, claimed: str, found: str | None, evidence: str, *,
-            agrees: bool | None = None) -> None:
+    def add(
+        self,
+        release: Release,
+        name: str,
+        claimed: str,
+        found: str | None,
+        evidence: str,
+        *,
+        agrees: bool | None = None,
+    ) -> None:
         if found is None:
             status = UNREACHABLE
         elif agrees is None:
@@ -510,7 +518,7 @@ class Verifier:
         return self.report
 
     def _pythons(self, release: Release, files: Sequence[RegistryFile]) -> None:
-        """Python tags × platforms from the file listing. A tag the registry has and the
+        """Python tags x platforms from the file listing. A tag the registry has and the
         matrices lack is a contradiction; one the matrices list and the registry lacks may live
         on download.pytorch.org only, so it is unreachable from here (the Requires-Python check
         catches the Pythons no wheel can serve)."""
@@ -690,8 +698,9 @@ def _variant_of(version_py: Mapping[str, str]) -> str:
     return "cpu"
 
 
-def collect(index: str, timeout: float = 60.0) -> tuple[dict[Version, list[RegistryFile]], dict[
-        str, dict[Version, list[RegistryFile]]]]:
+def collect(
+    index: str, timeout: float = 60.0
+) -> tuple[dict[Version, list[RegistryFile]], dict[str, dict[Version, list[RegistryFile]]]]:
     """The registry's torch and companion files, grouped by release."""
     torch = by_release(project_files(index, "torch", timeout))
     if not torch:
@@ -716,8 +725,11 @@ def verify(
     a few hundred MB per release)."""
     store = cache or EvidenceCache()
     torch, companions = collect(index, timeout)
-    chosen = [r.torch for r in data.releases if archs and (archs == "all" or r.version in
-              SpecifierSet(archs))]
+    chosen = [
+        r.torch
+        for r in data.releases
+        if archs and (archs == "all" or r.version in SpecifierSet(archs))
+    ]
 
     def read(file: RegistryFile, with_archs: bool) -> WheelFacts:
         return read_wheel(file, store, archs=with_archs, timeout=timeout)
