@@ -284,9 +284,9 @@ def parse_version_py(text: str) -> dict[str, str]:
     for node in tree.body:
         target = node.targets[0] if isinstance(node, ast.Assign) else getattr(node, "target", None)
         value = getattr(node, "value", None)
-        text = value.value if isinstance(value, ast.Constant) else None
-        if isinstance(target, ast.Name) and isinstance(text, str):
-            found[target.id] = text
+        literal = value.value if isinstance(value, ast.Constant) else None
+        if isinstance(target, ast.Name) and isinstance(literal, str):
+            found[target.id] = literal
     return found
 
 
