@@ -245,7 +245,28 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
             if fragment in self.path and self.path.endswith(".whl"):
                 self.server.slow_hit.set()
                 self.server.closing.wait(delay)
+        wanted = self.headers.get("Range")
+        if wanted and self.server.ranges and self._send_range(wanted):
+            return
         super().do_GET()
+
+    def _send_range(self, wanted: str) -> bool:
+        """Answer `Range: bytes=A-B` / `bytes=-N` with 206, as PyPI's file host does."""
+        match = re.fullmatch(r"bytes=(\d*)-(\d*)", wanted.strip())
+        path = Path(self.translate_path(self.path))
+        if match is None or not path.is_file():
+            return False
+        data = path.read_bytes()
+        first, last = match.groups()
+        start = max(0, len(data) - int(last)) if not first else int(first)
+        end = len(data) - 1 if not first or not last else min(int(last), len(data) - 1)
+        self.server.ranged.append(wanted)
+        self.send_response(206)
+        self.send_header("Content-Range", f"bytes {start}-{end}/{len(data)}")
+        self.send_header("Content-Length", str(end - start + 1))
+        self.end_headers()
+        self.wfile.write(data[start : end + 1])
+        return True
 
     def log_message(self, format: str, *args: object) -> None:
         return
@@ -259,8 +280,10 @@ class _Server(http.server.ThreadingHTTPServer):
         if not isinstance(sys.exc_info()[1], ConnectionError):
             super().handle_error(request, client_address)  # type: ignore[arg-type]
 
-    def __init__(self, root: Path, slow: Mapping[str, float]) -> None:
+    def __init__(self, root: Path, slow: Mapping[str, float], ranges: bool = True) -> None:
         self.requests: list[str] = []
+        self.ranges = ranges  # False: ignore Range headers like a plain static server
+        self.ranged: list[str] = []  # the Range headers answered with 206
         self.slow = dict(slow)
         self.slow_hit = threading.Event()
         self.closing = threading.Event()
@@ -294,12 +317,14 @@ class Served:
 
 
 @contextlib.contextmanager
-def serve_index(root: Path, *, slow: Mapping[str, float] | None = None) -> Iterator[Served]:
+def serve_index(
+    root: Path, *, slow: Mapping[str, float] | None = None, ranges: bool = True
+) -> Iterator[Served]:
     """Serve `root` on 127.0.0.1 (ephemeral port) until the block ends.
 
     `slow={"torch-": 30}` holds back matching wheel downloads so a test can interrupt an install.
     """
-    server = _Server(root, slow or {})
+    server = _Server(root, slow or {}, ranges)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

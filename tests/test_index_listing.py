@@ -32,10 +32,10 @@ KNOWN = [
     "torch-2.9.1+cu130-cp314-cp314t-manylinux_2_28_x86_64.whl",
 ]
 NEW = [
-    "torch-2.14.1+cu130-cp312-cp312-manylinux_2_28_x86_64.whl",
-    "torch-2.14.1+cu130-cp314-cp314t-manylinux_2_28_x86_64.whl",
-    "torch-2.14.1+cpu-cp312-cp312-win_amd64.whl",
-    "torch-2.14.1-cp312-none-macosx_11_0_arm64.whl",
+    "torch-2.15.1+cu130-cp312-cp312-manylinux_2_28_x86_64.whl",
+    "torch-2.15.1+cu130-cp314-cp314t-manylinux_2_28_x86_64.whl",
+    "torch-2.15.1+cpu-cp312-cp312-win_amd64.whl",
+    "torch-2.15.1-cp312-none-macosx_11_0_arm64.whl",
     "torch-2.13.0+cu134-cp312-cp312-manylinux_2_28_x86_64.whl",
     "torch-2.13.0+cu130-cp315-cp315-win_amd64.whl",
 ]
@@ -201,7 +201,7 @@ def test_known_wheels_give_no_findings(data: matrices.Matrices) -> None:
 
 def test_new_release_variant_and_python_are_reported(data: matrices.Matrices) -> None:
     findings = missing_from(data, summarize(wheels(pep691(KNOWN + NEW))))
-    assert [str(new.version) for new in findings.releases] == ["2.14.1"]
+    assert [str(new.version) for new in findings.releases] == ["2.15.1"]
     new = findings.releases[0]
     assert new.all_pythons() == {"3.12", "3.14t"}
     assert new.variants == {"linux-x86_64": {"cu130"}, "windows-amd64": {"cpu"}}
@@ -212,10 +212,10 @@ def test_new_release_variant_and_python_are_reported(data: matrices.Matrices) ->
 
 
 def test_python_outside_its_known_platforms_is_reported(data: matrices.Matrices) -> None:
-    """2.7's 3.13t is known for Linux x86_64 only: a Windows cp313t wheel is news."""
-    name = "torch-2.7.0+cu126-cp313-cp313t-win_amd64.whl"
+    """2.6's 3.13t is known for Linux x86_64 only: a Windows cp313t wheel is news."""
+    name = "torch-2.6.0+cu126-cp313-cp313t-win_amd64.whl"
     findings = missing_from(data, summarize(wheels(html([name]))))
-    assert findings.pythons == (("2.7.0", "windows-amd64", "3.13t"),)
+    assert findings.pythons == (("2.6.0", "windows-amd64", "3.13t"),)
     assert not findings.variants and not findings.releases
 
 

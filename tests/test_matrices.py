@@ -154,10 +154,11 @@ def test_python_exceptions_per_platform(data: Matrices) -> None:
     assert not release.has_wheel("3.13", "linux-aarch64")
     assert release.has_wheel("3.12", "macos-arm64", "cpu")
     assert not release.has_wheel("3.12", "macos-arm64", "cu124")
-    old = data.release("1.12.1")
+    old = data.release("1.13.1")  # PyPI: cp311 only as the Linux x86_64 cu117 wheel
     assert old is not None
-    assert "3.7" not in old.pythons("macos-arm64")
-    assert "3.7" in old.pythons("macos-x86_64")
+    assert "3.11" in old.pythons("linux-x86_64") and "3.11" not in old.pythons("macos-arm64")
+    assert old.has_wheel("3.11", "linux-x86_64", "cu117")
+    assert not old.has_wheel("3.11", "linux-x86_64", "cpu")
 
 
 def test_python_exceptions_per_variant(data: Matrices) -> None:
@@ -208,12 +209,13 @@ def test_companions_and_the_end_of_torchaudio(data: Matrices) -> None:
     assert after.torchaudio is None
 
 
-def test_2_15_is_known_but_unconfirmed(data: Matrices) -> None:
+def test_2_15_wheels_are_confirmed_but_not_its_other_indexes(data: Matrices) -> None:
     release = data.release("2.15.0")
     assert release is not None
-    assert release.torchvision == "0.30.0"
-    assert not release.confirmed
-    assert "variants" in release.unconfirmed
+    assert release.torchvision is None  # no torchvision release pins torch 2.15.0
+    assert not release.has_wheel("3.10", "linux-x86_64")
+    assert release.has_wheel("3.15t", "linux-x86_64", "cu132")
+    assert release.confirmed and release.unconfirmed == ("variants",)
 
 
 def test_variants_lists_every_name_in_order(data: Matrices) -> None:
@@ -253,10 +255,12 @@ def test_volta_in_cu128_comes_and_goes(data: Matrices) -> None:
 
 
 def test_ptx_covers_newer_gpus_only(data: Matrices) -> None:
-    arch = data.arch_list("2.13.0", "cu130", "linux-x86_64")
+    arch = data.arch_list("2.10.0", "cu130", "linux-x86_64")
     assert arch is not None and arch.ptx == "12.0"
     assert arch.covers("13.0")  # a future GPU JITs the 12.0 PTX
     assert not arch.covers("11.0")  # Thor: no SASS on x86_64, PTX 12.0 is newer than 11.0
+    shipped = data.arch_list("2.13.0", "cu130", "linux-x86_64")  # read from the wheel: SASS only
+    assert shipped is not None and shipped.ptx is None and not shipped.covers("13.0")
     assert covers(data, "2.13.0", "cu130", "linux-aarch64", "11.0")
     windows = data.arch_list("2.13.0", "cu130", "windows-amd64")
     assert windows is not None and windows.ptx is None and not windows.covers("13.0")

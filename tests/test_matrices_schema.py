@@ -35,7 +35,7 @@ MINOR_KEYS = {"cuda_major", "linux", "windows", "source", "unconfirmed", "notes"
 RELEASE_REQUIRED = {"torch", "date", "python", "torchvision", "torchaudio", "sources"}
 RELEASE_REQUIRED |= {"variants", "pypi_default"}
 RELEASE_OPTIONAL = {"python_unconfirmed", "python_platforms", "python_variants", "confirmed"}
-RELEASE_OPTIONAL |= {"unconfirmed", "notes"}
+RELEASE_OPTIONAL |= {"unconfirmed", "notes", "evidence"}
 CUDA_ARCH_KEYS = {"torch", "variant", "platforms", "sm", "ptx", "confirmed", "source", "notes"}
 ROCM_KEYS = {"variant", "gfx", "confirmed", "source", "notes"}
 RELEASE_FIELDS = {"date", "python", "python_platforms", "python_variants", "variants"}
@@ -67,22 +67,6 @@ def python_key(tag: str) -> tuple[int, bool]:
 def cc_key(cc: str) -> tuple[int, int]:
     major, minor = cc.split(".")
     return int(major), int(minor)
-
-
-def expected_torchvision(torch: str) -> str:
-    major, minor, patch = (int(part) for part in torch.split("."))
-    if (major, minor) == (2, 0):
-        return f"0.15.{patch + 1}"
-    return f"0.{minor + 1}.{patch}" if major == 1 else f"0.{minor + 15}.{patch}"
-
-
-def expected_torchaudio(torch: str) -> str:
-    major, minor, patch = (int(part) for part in torch.split("."))
-    if (major, minor) == (2, 0):
-        return f"2.0.{patch + 1}"
-    if major == 1:
-        return f"0.{minor}.{patch}"
-    return "none" if (major, minor) > (2, 11) else torch
 
 
 # --- every file -----------------------------------------------------------------------------------
@@ -243,17 +227,33 @@ def test_macos_x86_64_ends_with_2_2_and_arm64_only_afterwards(data: Matrices) ->
         assert "macos-arm64" in release.variants
 
 
-def test_companions_follow_the_pairing_rules(data: Matrices) -> None:
-    for row in raw("torch.toml")["release"]:
-        assert row["torchvision"] == expected_torchvision(row["torch"]), row["torch"]
-        assert row["torchaudio"] == expected_torchaudio(row["torch"]), row["torch"]
+COMPANION_RE = re.compile(r"^(none|\d+\.\d+\.\d+)$")
+
+
+def test_companions_are_versions_or_none_and_never_go_backwards() -> None:
+    """Companions are data (read from each companion wheel's Requires-Dist), not a formula:
+    a version or "none". A later torch never pairs with an older companion."""
+    rows = raw("torch.toml")["release"]
+    for name in ("torchvision", "torchaudio"):
+        paired = [(row["torch"], row[name]) for row in rows]
+        for torch, value in paired:
+            assert COMPANION_RE.match(value), f"{torch}: {name} = {value!r}"
+        versions = [Version(value) for _, value in paired if value != "none"]
+        assert versions == sorted(versions), name
 
 
 def test_torchaudio_stops_at_2_11(data: Matrices) -> None:
     with_audio = [r.torch for r in data.releases if r.torchaudio is not None]
     assert with_audio[-1] == "2.11.0"
     assert all(r.torchaudio is None for r in data.releases if r.version > Version("2.11.0"))
-    assert all(r.torchvision is not None for r in data.releases)
+
+
+def test_evidence_names_a_wheel_field_and_value() -> None:
+    """`evidence` lines are what `envsetup matrix verify` read: the file, the field, the value."""
+    for row in raw("torch.toml")["release"]:
+        for line in row.get("evidence", []):
+            assert re.match(r"^(torch|torchvision|torchaudio)[-\s(]", line), (row["torch"], line)
+            assert ": " in line, f"{row['torch']}: {line!r} names no value"
 
 
 def test_unconfirmed_names_real_fields(data: Matrices) -> None:
@@ -267,11 +267,14 @@ def test_unconfirmed_names_real_fields(data: Matrices) -> None:
             assert release.unconfirmed, f"{release.torch}: confirmed = false says nothing"
 
 
-def test_nothing_about_2_15_is_claimed_as_confirmed(data: Matrices) -> None:
+def test_2_15_holds_what_its_wheels_say(data: Matrices) -> None:
+    """Read from the registry: Requires-Python >=3.11 with cp315/cp315t wheels, no torchvision
+    built for it; only the download.pytorch.org variants stay unconfirmed."""
     release = data.release("2.15.0")
     assert release is not None
-    assert not release.confirmed
-    assert {"variants", "pypi_default", "python", "torchvision", "date"} <= set(release.unconfirmed)
+    assert release.python[0] == "3.11" and {"3.15", "3.15t"} <= set(release.python)
+    assert release.torchvision is None and release.torchaudio is None
+    assert release.unconfirmed == ("variants",)
 
 
 # --- archs.toml -----------------------------------------------------------------------------------

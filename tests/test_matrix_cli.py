@@ -98,7 +98,7 @@ def test_python_filter_respects_platform_exceptions(capsys: pytest.CaptureFixtur
     assert linux[0]["torch"] == "2.5.0"
     assert windows[0]["torch"] == "2.6.0"
     threaded = as_json(capsys, "--python", "3.13t")["releases"]
-    assert [r["torch"] for r in threaded][-1] == "2.11.0"
+    assert [r["torch"] for r in threaded][-1] == "2.12.0"  # PyPI's last cp313t wheels
 
 
 def test_variant_filter(capsys: pytest.CaptureFixture[str]) -> None:
@@ -127,8 +127,8 @@ def test_table_marks_what_is_unconfirmed(capsys: pytest.CaptureFixture[str]) -> 
         "torch", "released", "platform", "python", "variants", "pypi", "vision", "audio",
     ]  # fmt: skip
     assert any(line.startswith("2.15.0*") for line in lines)
-    assert any(line.strip().startswith("2.15.0: date, python") for line in lines)
-    assert any("3.10-3.14, 3.14t" in line for line in lines)
+    assert any(line.strip().startswith("2.15.0: variants") for line in lines)
+    assert any("3.11-3.15, 3.14t, 3.15t" in line for line in lines)
     assert any(line.startswith("13.0*") and "580.65.06" in line for line in lines)
 
 
@@ -203,13 +203,13 @@ def test_update_with_nothing_new(tmp_path: Path, capsys: pytest.CaptureFixture[s
 def test_update_reports_and_prints_rows(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, "update", "--listing", listing(tmp_path, KNOWN + NEW))
     assert code == 0  # without --check, news is a report, not a failure
-    assert "New releases (1): 2.14.1" in out
+    assert "New releases (1): 2.15.1" in out
     assert "New variant: torch 2.13.0 linux-x86_64 cu134" in out
     assert "New Python tag: torch 2.13.0 windows-amd64 3.15" in out
     assert "not merged" in out
     stub = out[out.index("[[release]]") : out.index("# torch 2.13.0")]
     row = tomllib.loads(stub)["release"][0]
-    assert row["torch"] == "2.14.1"
+    assert row["torch"] == "2.15.1"
     assert row["python"] == ["3.12", "3.14t"]
     assert row["confirmed"] is False
     assert row["variants"] == {
@@ -231,7 +231,7 @@ def test_update_check_fails_when_upstream_knows_more(
     assert code == 1
     document = json.loads(out)
     assert document["wheels"] == len(KNOWN + NEW)
-    assert [r["torch"] for r in document["new_releases"]] == ["2.14.1"]
+    assert [r["torch"] for r in document["new_releases"]] == ["2.15.1"]
     assert document["new_variants"] == [
         {"torch": "2.13.0", "platform": "linux-x86_64", "variant": "cu134"}
     ]
@@ -251,7 +251,7 @@ def test_update_over_http(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
         code, out, _ = run(capsys, "update", "--listing", url, "--check", "--allow-insecure-index")
         assert served.requests == ["/whl/torch/"]
     assert code == 1
-    assert "New releases (1): 2.14.1" in out
+    assert "New releases (1): 2.15.1" in out
 
 
 def test_update_errors(

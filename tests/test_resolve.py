@@ -183,7 +183,7 @@ def test_every_cell_plans_exact_pins_through_index_url_only(
     machine = Machine(platform=Platform(os_name, arch, python))
     release = MATRICES.release(torch)
     assert release is not None
-    with_ = ("torchvision", "torchaudio") if release.torchaudio else ("torchvision",)
+    with_ = tuple(name for name in ("torchvision", "torchaudio") if getattr(release, name))
     plan = resolve(machine, Request(torch=torch, backend=variant, with_=with_))
     assert (plan.torch, plan.variant) == (torch, variant)
     names = [pin.partition("==")[0] for pin in plan.packages]

@@ -50,7 +50,7 @@ def plans(**request: str) -> Iterator[Plan]:
         os_name, _, arch = platform.partition("-")
         release = MATRICES.release(torch)
         assert release is not None
-        with_ = ("torchvision", "torchaudio") if release.torchaudio else ("torchvision",)
+        with_ = tuple(n for n in ("torchvision", "torchaudio") if getattr(release, n))
         machine = Machine(platform=Platform(os_name, arch, python))
         yield resolve(machine, Request(torch=torch, backend=variant, with_=with_, **request))
 

@@ -81,12 +81,49 @@ def configure(parser: argparse.ArgumentParser) -> None:
     update.add_argument(
         "--json", dest="format", action="store_const", const="json", help="same as --format json"
     )
+    _configure_verify(actions)
+
+
+def _configure_verify(actions: Any) -> None:
+    verify = actions.add_parser(
+        "verify",
+        help="check the matrices against the registry's own wheels",
+        description="Read the package registry's listing of torch, torchvision and torchaudio "
+        "and, from the wheels (by HTTP range requests), METADATA and torch/version.py; report per "
+        "release which matrix facts the wheels confirm, contradict or cannot show. Downloads and "
+        "what was read are cached in ~/.cache/envsetup-evidence (env ENVSETUP_EVIDENCE_CACHE).",
+    )
+    verify.add_argument(
+        "--index",
+        metavar="URL",
+        help="simple index root to read (default: PyPI's, https://pypi.org/simple/)",
+    )
+    verify.add_argument(
+        "--archs",
+        metavar="SPEC",
+        help="also read the CUDA code of the Linux x86_64 wheel for releases matching this PEP "
+        "440 specifier, or 'all' (a few hundred MB per release)",
+    )
+    verify.add_argument(
+        "--allow-insecure-index",
+        action="store_true",
+        default=insecure_index_allowed(os.environ),
+        help=f"allow an http:// index (env {ALLOW_INSECURE_VARIABLE}=1)",
+    )
+    verify.add_argument("--timeout", type=float, default=120.0, metavar="SECONDS")
+    verify.add_argument("--verbose", action="store_true", help="print confirmed facts too")
+    verify.add_argument(
+        "--check", action="store_true", help="exit 1 when a fact is contradicted or missing"
+    )
+    verify.add_argument("--format", choices=("table", "json"), default="table")
 
 
 def run(args: argparse.Namespace) -> int:
     data = load()
     if args.action == "update":
         return _update(args, data)
+    if args.action == "verify":
+        return _verify(args, data)
     from envsetup.ci_export import render_format
 
     ci_matrix = render_format(args)  # github / gitlab: CI job matrices of the same filters
@@ -306,6 +343,39 @@ _LIST_FORMATS: dict[str, Callable[[Matrices, Sequence[Shown]], None]] = {
     "table": print_table,
     "json": print_json,
 }
+
+
+# --- verify ---------------------------------------------------------------------------------------
+
+
+def _verify(args: argparse.Namespace, data: Matrices) -> int:
+    from urllib.parse import urlsplit
+
+    from envsetup import wheel_evidence
+
+    args.index = args.index or wheel_evidence.DEFAULT_INDEX
+    scheme = urlsplit(args.index).scheme
+    if scheme not in ("https", "http") or (scheme == "http" and not args.allow_insecure_index):
+        raise UsageError(
+            f"--index {args.index!r}: expected an https:// simple index root",
+            hint="use https://, or pass --allow-insecure-index for a plain http:// index you trust",
+        )
+    if args.archs not in (None, "all"):
+        from packaging.specifiers import InvalidSpecifier, SpecifierSet
+
+        try:
+            SpecifierSet(args.archs)
+        except InvalidSpecifier:
+            raise UsageError(
+                f"--archs {args.archs!r}: expected a PEP 440 specifier such as '>=2.11' or 'all'"
+            ) from None
+    report = wheel_evidence.verify(data, args.index, archs=args.archs, timeout=args.timeout)
+    if args.format == "json":
+        print(json.dumps(wheel_evidence.report_json(report), indent=2))
+    else:
+        print("\n".join(wheel_evidence.report_text(report, verbose=args.verbose)))
+    failed = report.counts()[wheel_evidence.CONTRADICTED] or report.missing
+    return 1 if args.check and failed else 0
 
 
 # --- update ---------------------------------------------------------------------------------------
