@@ -152,6 +152,8 @@ def indexes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Served, 
         ("uv", "UV_FIND_LINKS", "/cpu/torch/"),
         ("pip", "PIP_EXTRA_INDEX_URL", "/cpu"),
         ("pip", "PIP_FIND_LINKS", "/cpu/torch/"),
+        ("pip", "PIP_Extra_Index_Url", "/cpu"),  # pip reads any spelling after PIP_
+        ("pip", "PIP_find-links", "/cpu/torch/"),
     ],
 )
 def test_an_inherited_package_source_never_supplies_torch(
