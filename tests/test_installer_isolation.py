@@ -27,7 +27,7 @@ from fake_index import (
 )
 
 from envsetup import isolation
-from envsetup.isolation import PIP_ROUTING, UV_ROUTING, announce, isolate
+from envsetup.isolation import PIP_ROUTING, announce, isolate
 
 #: A tag pip and uv rank above the planned wheels' py3-none-any for the venv's Python.
 PREFERRED_TAG = f"py{sys.version_info.major}{sys.version_info.minor}-none-any"
@@ -105,7 +105,7 @@ def test_pip_itself_reads_every_spelling_and_nothing_of_them_after_isolation(
 ) -> None:
     """Before: PIP_Extra_Index_Url and PIP_extra_index_url passed an exact-spelling filter and pip
     read them as --extra-index-url (so installed an evil torch from there)."""
-    routing = {name: "https://evil.example/simple" for name in spellings("extra-index-url")}
+    routing = dict.fromkeys(spellings("extra-index-url"), "https://evil.example/simple")
     routing.update(PIP_find_links="/evil", PIP_Requirement="/evil.txt", PIP_constraint="/e.txt")
     kept = {"PIP_Default_Timeout": "33", "PIP_CERT": "/certs.pem"}
     env = {**home, **routing, **kept}
@@ -257,8 +257,9 @@ def venv(
     argv = [sys.executable, "-m", "envsetup", "venv", str(tmp_path / "env"),
             "--installer", installer, "--torch", "2.5.1", "--gpu", "none", *good.flags]  # fmt: skip
     (tmp_path / "project").mkdir(exist_ok=True)
+    project = tmp_path / "project"
     return subprocess.run(
-        argv, env=env, cwd=tmp_path / "project", capture_output=True, text=True, timeout=300
+        argv, env=env, cwd=project, capture_output=True, text=True, timeout=300, check=False
     )
 
 
@@ -305,7 +306,8 @@ def test_a_uv_config_never_supplies_torch(
     if where == "pyproject":
         config = write(
             tmp_path / "pyproject.toml",
-            f'[project]\nname = "p"\nversion = "1"\n[[tool.uv.index]]\nname = "e"\nurl = "{evil}"\n',
+            f'[project]\nname = "p"\nversion = "1"\n'
+            f'[[tool.uv.index]]\nname = "e"\nurl = "{evil}"\n',
         )
         shown = f"index in {config}"
     else:

@@ -31,11 +31,11 @@ from fake_index import (
 )
 from test_resolve import CELLS
 
+from envsetup import isolation
 from envsetup.errors import EnvsetupError
 from envsetup.install import installer_argv, run_step
-from envsetup import isolation
-from envsetup.isolation import UV_ROUTING
 from envsetup.install_args import install_argv, install_options
+from envsetup.isolation import UV_ROUTING
 from envsetup.machine import Machine, Platform
 from envsetup.matrices import load
 from envsetup.plan import TORCH_FAMILY, Plan, Request
