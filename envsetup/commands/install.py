@@ -19,9 +19,21 @@ from envsetup.plan import Plan
 HELP = "Install the right torch build into this (or --python's) environment and verify it."
 
 
+def _installer(value: str) -> str:
+    """argparse converts a string default too, so a bad ENVSETUP_INSTALLER is a usage error
+    (exit 2) like a bad --installer, not a crash when the command is built."""
+    if value not in INSTALLERS:
+        raise argparse.ArgumentTypeError(
+            f"invalid choice: {value!r} (from --installer or ENVSETUP_INSTALLER); "
+            f"expected one of: {', '.join(INSTALLERS)}"
+        )
+    return value
+
+
 def add_installer_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--installer",
+        type=_installer,
         choices=INSTALLERS,
         default=os.environ.get("ENVSETUP_INSTALLER") or "pip",
         help="pip (default) or uv (`uv pip install`); env ENVSETUP_INSTALLER",
