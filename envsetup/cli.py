@@ -16,6 +16,7 @@ from collections.abc import Sequence
 
 from envsetup import __version__
 from envsetup.errors import EnvsetupError
+from envsetup.redact import redact
 
 VERBS = ("detect", "plan", "install", "venv", "verify", "matrix")
 
@@ -67,7 +68,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.run(args))
     except EnvsetupError as error:
-        print(f"envsetup: error: {error}", file=sys.stderr)
+        print(f"envsetup: error: {redact(str(error))}", file=sys.stderr)
         return error.exit_code
     except KeyboardInterrupt:
         print("envsetup: interrupted", file=sys.stderr)
@@ -78,7 +79,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if os.environ.get("ENVSETUP_DEBUG"):
             raise
         print(
-            f"envsetup: internal error: {type(error).__name__}: {error}\n"
+            f"envsetup: internal error: {type(error).__name__}: {redact(str(error))}\n"
             "  hint: rerun with ENVSETUP_DEBUG=1 for the traceback and report it",
             file=sys.stderr,
         )

@@ -25,6 +25,7 @@ from envsetup.install_args import install_argv
 from envsetup.isolation import announce, isolate
 from envsetup.machine import Machine
 from envsetup.plan import Plan
+from envsetup.redact import redact
 from envsetup.verify import Expectation, VerifyReport, verify
 
 __all__ = [
@@ -49,8 +50,10 @@ class StepFailed(EnvsetupError):
     def __init__(
         self, step: str, detail: str, *, tail: Sequence[str] = (), hint: str | None = None
     ) -> None:
+        tail = [redact(line) for line in tail]  # the command, and what the installer echoed
         shown = "".join(f"\n    | {line}" for line in tail)
-        super().__init__(f"step '{step}' failed: {detail}{shown}", hint=hint)
+        hint = None if hint is None else redact(hint)
+        super().__init__(f"step '{step}' failed: {redact(detail)}{shown}", hint=hint)
         self.step = step
         self.tail = tuple(tail)
 
@@ -135,7 +138,7 @@ def run_step(
     tail: deque[str] = deque(maxlen=TAIL_LINES)
     isolation = isolate(os.environ)
     announce(isolation, lambda notice: print(notice, file=out))
-    print(f"$ {shlex.join(argv)}", file=out, flush=True)
+    print(f"$ {redact(shlex.join(argv))}", file=out, flush=True)
     try:
         process = subprocess.Popen(
             list(argv),

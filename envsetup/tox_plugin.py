@@ -166,6 +166,7 @@ def tox_on_install(tox_env: ToxEnv, arguments: Any, section: str, of_type: str) 
     from envsetup.install_args import install_options
     from envsetup.isolation import announce, isolate
     from envsetup.nox import plan_for_python
+    from envsetup.redact import redact
 
     installer = tox_env.installer
     if not isinstance(tox_env, Python) or not isinstance(installer, Pip):
@@ -189,7 +190,7 @@ def tox_on_install(tox_env: ToxEnv, arguments: Any, section: str, of_type: str) 
     with tox_env.cache.compare({"args": args}, "envsetup", "torch") as (unchanged, _):
         if unchanged:
             return
-        logging.warning("envsetup: %s from %s", " ".join(plan.packages), plan.source)
+        logging.warning("envsetup: %s from %s", " ".join(plan.packages), redact(plan.source))
         for reason in plan.reasons:
             logging.info("envsetup: %s", reason)
         announce(isolate(tox_env.environment_variables), logging.warning)

@@ -55,7 +55,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def announce(plan: Plan) -> None:
     """What is about to happen and why, before the installer's output starts."""
-    print(f"envsetup: installing {' '.join(plan.packages)} from {plan.source}", flush=True)
+    from envsetup.redact import redact
+
+    print(f"envsetup: installing {' '.join(plan.packages)} from {redact(plan.source)}", flush=True)
     for reason in plan.reasons:
         print(f"  - {reason}")
     for warning in plan.warnings:
