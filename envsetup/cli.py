@@ -16,6 +16,7 @@ from collections.abc import Sequence
 
 from envsetup import __version__
 from envsetup.errors import EnvsetupError
+from envsetup.redact import redact
 
 VERBS = ("detect", "plan", "install", "venv", "verify", "matrix")
 
@@ -69,7 +70,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except EnvsetupError as error:
         from envsetup.terminal import printable
 
-        print(printable(f"envsetup: error: {error}"), file=sys.stderr)
+        print(printable(f"envsetup: error: {redact(str(error))}"), file=sys.stderr)
         return error.exit_code
     except KeyboardInterrupt:
         print("envsetup: interrupted", file=sys.stderr)
@@ -80,7 +81,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if os.environ.get("ENVSETUP_DEBUG"):
             raise
         print(
-            f"envsetup: internal error: {type(error).__name__}: {error}\n"
+            f"envsetup: internal error: {type(error).__name__}: {redact(str(error))}\n"
             "  hint: rerun with ENVSETUP_DEBUG=1 for the traceback and report it",
             file=sys.stderr,
         )

@@ -15,15 +15,17 @@ import signal
 import subprocess
 import sys
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from types import FrameType
 from typing import Any, TextIO
 
 from envsetup.errors import EnvsetupError
 from envsetup.install_args import install_argv
+from envsetup.isolation import announce, isolate
 from envsetup.machine import Machine
 from envsetup.plan import Plan
+from envsetup.redact import redact
 from envsetup.verify import Expectation, VerifyReport, verify
 
 __all__ = [
@@ -48,8 +50,10 @@ class StepFailed(EnvsetupError):
     def __init__(
         self, step: str, detail: str, *, tail: Sequence[str] = (), hint: str | None = None
     ) -> None:
+        tail = [redact(line) for line in tail]  # the command, and what the installer echoed
         shown = "".join(f"\n    | {line}" for line in tail)
-        super().__init__(f"step '{step}' failed: {detail}{shown}", hint=hint)
+        hint = None if hint is None else redact(hint)
+        super().__init__(f"step '{step}' failed: {redact(detail)}{shown}", hint=hint)
         self.step = step
         self.tail = tuple(tail)
 
@@ -99,34 +103,6 @@ def installer_argv(plan: Plan, *, installer: str, python: str) -> list[str]:
     return argv
 
 
-#: Settings that make pip or uv look for packages somewhere besides the planned index, so a
-#: same-named torch from there can win: extra indexes (uv even prefers them), uv's default index
-#: (UV_DEFAULT_INDEX beats the `--index-url` flag: seen with uv 0.13.9) and its older spelling,
-#: and find-links locations (consulted next to the index and even with `--no-index`).
-#: PIP_INDEX_URL needs no entry: pip's `--index-url` flag overrides it.
-ROUTING_VARIABLES = (
-    "PIP_EXTRA_INDEX_URL",
-    "PIP_FIND_LINKS",
-    "UV_EXTRA_INDEX_URL",
-    "UV_INDEX",
-    "UV_DEFAULT_INDEX",
-    "UV_INDEX_URL",
-    "UV_FIND_LINKS",
-)
-
-
-def installer_environment(environ: Mapping[str, str]) -> tuple[dict[str, str], list[str]]:
-    """`environ` without ROUTING_VARIABLES, and the names of those that were set."""
-    dropped = [name for name in ROUTING_VARIABLES if environ.get(name)]
-    kept = {key: value for key, value in environ.items() if key not in ROUTING_VARIABLES}
-    return kept, dropped
-
-
-def ignoring_notice(dropped: Sequence[str]) -> str:
-    """What the user is told when inherited settings are left out of the installer's environment."""
-    return f"envsetup: ignoring {', '.join(dropped)}: torch comes only from the planned index"
-
-
 def _failure_hint(argv: Sequence[str], tail: Sequence[str]) -> str:
     text = "\n".join(tail)
     if any(marker in text for marker in _NO_WHEEL):
@@ -160,14 +136,13 @@ def run_step(
     """Run one step with its output streaming through to `out`; raise StepFailed on failure."""
     out = out or sys.stdout
     tail: deque[str] = deque(maxlen=TAIL_LINES)
-    environ, dropped = installer_environment(os.environ)
-    if dropped:
-        print(ignoring_notice(dropped), file=out)
-    print(f"$ {shlex.join(argv)}", file=out, flush=True)
+    isolation = isolate(os.environ)
+    announce(isolation, lambda notice: print(notice, file=out))
+    print(f"$ {redact(shlex.join(argv))}", file=out, flush=True)
     try:
         process = subprocess.Popen(
             list(argv),
-            env=environ,
+            env=isolation.environ,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,

@@ -91,8 +91,8 @@ def install_torch(
     `envsetup install`. Returns the Plan so the session can check or print what was installed.
     """
     from envsetup.errors import EnvsetupError
-    from envsetup.install import ROUTING_VARIABLES, ignoring_notice, installer_environment
     from envsetup.install_args import install_options
+    from envsetup.isolation import announce, isolate
 
     try:
         plan = plan_for_python(
@@ -105,14 +105,11 @@ def install_torch(
     for warning in plan.warnings:
         session.warn(f"envsetup: {warning}")
     outer = {key: value for key, value in {**os.environ, **session.env}.items() if value}
-    _, dropped = installer_environment(outer)
-    if dropped:
-        session.warn(ignoring_notice(dropped))
+    isolation = isolate(outer)
+    announce(isolation, session.warn)
     installer = "uv" if getattr(session, "venv_backend", None) == "uv" else "pip"
     # nox removes a variable whose value is None from the command's environment
-    session.install(
-        *install_options(plan, installer=installer), env=dict.fromkeys(ROUTING_VARIABLES)
-    )
+    session.install(*install_options(plan, installer=installer), env=isolation.changes)
     return plan
 
 

@@ -10,6 +10,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from envsetup.redact import redact
+
 #: Default base of the PyTorch wheel indexes; `--index-url-base` / ENVSETUP_INDEX_URL replace it.
 PYTORCH_INDEX_BASE = "https://download.pytorch.org/whl"
 
@@ -60,6 +62,12 @@ class Plan:
     warnings: tuple[str, ...] = ()
     alternatives: tuple[str, ...] = ()
 
+    def __post_init__(self) -> None:
+        """The prose is for people and logs, never pasted: a credential in the index URL shows
+        as `user:****` there (the commands keep it; see envsetup.redact)."""
+        for name in ("reasons", "warnings", "alternatives"):
+            object.__setattr__(self, name, tuple(redact(text) for text in getattr(self, name)))
+
     @property
     def source(self) -> str:
         """Where the install takes the torch family from, as users are told: the flat mirror
@@ -70,8 +78,8 @@ class Plan:
         return {
             "torch": self.torch,
             "variant": self.variant,
-            "index_url": self.index_url,
-            "find_links": self.find_links,
+            "index_url": None if self.index_url is None else redact(self.index_url),
+            "find_links": None if self.find_links is None else redact(self.find_links),
             "packages": list(self.packages),
             "platform": self.platform,
             "python": self.python,

@@ -8,7 +8,6 @@ printed is what `envsetup install` would do. Torch-family packages are routed on
 
 from __future__ import annotations
 
-import json
 import re
 import shlex
 from collections.abc import Callable, Sequence
@@ -37,12 +36,17 @@ def quote_argv(argv: Sequence[str], shell: str = "posix") -> str:
     raise UsageError(f"--shell {shell!r}: expected one of {', '.join(SHELLS)}")
 
 
+#: What PowerShell takes for a single quote: ASCII and the typographic U+2018..U+201B alike end
+#: a single-quoted string (its tokenizer's `IsSingleQuote`); each is written twice inside one.
+_POWERSHELL_QUOTES = re.compile("['\u2018\u2019\u201a\u201b]")
+
+
 def _powershell_quote(arg: str) -> str:
     # Single-quoted PowerShell strings are literal; a quote is written twice. Commas, `@`, `$`,
     # braces and parentheses all mean something unquoted, so only plain words stay bare.
     if _SAFE.fullmatch(arg) and not arg.startswith("@"):
         return arg
-    return "'" + arg.replace("'", "''") + "'"
+    return "'" + _POWERSHELL_QUOTES.sub(lambda quote: quote[0] * 2, arg) + "'"
 
 
 def _cmd_quote(arg: str) -> str:
@@ -105,9 +109,30 @@ def _index_name(plan: Plan) -> str:
     return f"{prefix}-{plan.variant}"
 
 
-def _toml(value: str) -> str:
-    """A TOML basic string (JSON string escapes are valid TOML)."""
-    return json.dumps(value)
+#: Escapes both TOML basic strings and YAML double-quoted scalars read the same way.
+_ESCAPES = {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\t": "\\t", "\r": "\\r"}
+
+
+def _quoted(value: str) -> str:
+    """A TOML basic string, also a valid YAML double-quoted scalar, in ASCII: anything else is
+    escaped by code point (`\\U0001F600`; JSON's surrogate pairs are invalid in TOML)."""
+    parts = ['"']
+    for char in value:
+        code = ord(char)
+        if char in _ESCAPES:
+            parts.append(_ESCAPES[char])
+        elif 0xD800 <= code <= 0xDFFF:
+            raise UsageError(
+                f"{value!r} is not valid Unicode (it holds a lone surrogate, U+{code:04X})",
+                hint="pass the URL or name as UTF-8 text",
+            )
+        elif 0x20 <= code < 0x7F:
+            parts.append(char)
+        elif code <= 0xFFFF:
+            parts.append(f"\\u{code:04X}")
+        else:
+            parts.append(f"\\U{code:08X}")
+    return "".join(parts) + '"'
 
 
 def _header(plan: Plan) -> str:
@@ -119,7 +144,7 @@ def _header(plan: Plan) -> str:
 
 def _uv_project(plan: Plan) -> str:
     lines = [f"# {_header(plan)}", "[project]", "dependencies = ["]
-    lines += [f"    {_toml(pin)}," for pin in plan.packages]
+    lines += [f"    {_quoted(pin)}," for pin in plan.packages]
     lines.append("]")
     source_url = plan.find_links or plan.index_url
     if plan.pre or source_url is not None:
@@ -128,18 +153,18 @@ def _uv_project(plan: Plan) -> str:
             lines.append('prerelease = "allow"')
     if source_url is not None:
         # Lock only for the planned platform: the pinned local builds exist nowhere else.
-        lines.append(f"environments = [{_toml(_marker(plan))}]")
+        lines.append(f"environments = [{_quoted(_marker(plan))}]")
         lines += [
             "",
             "[[tool.uv.index]]",
-            f"name = {_toml(_index_name(plan))}",
-            f"url = {_toml(source_url)}",
+            f"name = {_quoted(_index_name(plan))}",
+            f"url = {_quoted(source_url)}",
         ]
         if plan.find_links is not None:
             lines.append('format = "flat"')
         lines += ["explicit = true", "", "[tool.uv.sources]"]
         lines += [
-            f"{_split(pin)[0]} = [{{ index = {_toml(_index_name(plan))} }}]"
+            f"{_split(pin)[0]} = [{{ index = {_quoted(_index_name(plan))} }}]"
             for pin in plan.packages
         ]
     return "\n".join(lines) + "\n"
@@ -171,17 +196,17 @@ def _poetry(plan: Plan) -> str:
     if plan.index_url is not None:
         lines += [
             "[[tool.poetry.source]]",
-            f"name = {_toml(_index_name(plan))}",
-            f"url = {_toml(plan.index_url)}",
+            f"name = {_quoted(_index_name(plan))}",
+            f"url = {_quoted(plan.index_url)}",
             'priority = "explicit"',
             "",
         ]
     lines.append("[tool.poetry.dependencies]")
     for pin in plan.packages:
         name, spec = _split(pin)
-        fields = [f"version = {_toml(spec.removeprefix('==') or '*')}"]
+        fields = [f"version = {_quoted(spec.removeprefix('==') or '*')}"]
         if plan.index_url is not None:
-            fields.append(f"source = {_toml(_index_name(plan))}")
+            fields.append(f"source = {_quoted(_index_name(plan))}")
         if plan.pre:
             fields.append("allow-prereleases = true")
         lines.append(f"{name} = {{ {', '.join(fields)} }}")
@@ -193,22 +218,22 @@ def _pixi(plan: Plan) -> str:
     if plan.find_links is not None or plan.pre:
         lines.append("[pypi-options]")
         if plan.find_links is not None:
-            lines.append(f"find-links = [{{ url = {_toml(plan.find_links)} }}]")
+            lines.append(f"find-links = [{{ url = {_quoted(plan.find_links)} }}]")
         if plan.pre:
             lines.append('prerelease-mode = "allow"')
         lines.append("")
     lines.append("[pypi-dependencies]")
     for pin in plan.packages:
         name, spec = _split(pin)
-        fields = [f"version = {_toml(spec or '*')}"]
+        fields = [f"version = {_quoted(spec or '*')}"]
         if plan.index_url is not None and plan.find_links is None:
-            fields.append(f"index = {_toml(plan.index_url)}")
+            fields.append(f"index = {_quoted(plan.index_url)}")
         lines.append(f"{name} = {{ {', '.join(fields)} }}")
     return "\n".join(lines) + "\n"
 
 
 def _conda(plan: Plan) -> str:
-    # JSON strings are valid YAML scalars: no pin or URL can break the document.
+    # Quoted and escaped scalars: no pin or URL can break the document.
     lines = [
         f"# {_header(plan)}",
         "name: torch",
@@ -219,5 +244,5 @@ def _conda(plan: Plan) -> str:
         "  - pip",
         "  - pip:",
     ]
-    lines += [f"      - {json.dumps(item)}" for item in _pip_lines(plan)]
+    lines += [f"      - {_quoted(item)}" for item in _pip_lines(plan)]
     return "\n".join(lines) + "\n"

@@ -163,9 +163,10 @@ def tox_on_install(tox_env: ToxEnv, arguments: Any, section: str, of_type: str) 
     from tox.tox_env.python.pip.pip_install import Pip
 
     from envsetup.errors import EnvsetupError
-    from envsetup.install import ignoring_notice, installer_environment
     from envsetup.install_args import install_options
+    from envsetup.isolation import announce, isolate
     from envsetup.nox import plan_for_python
+    from envsetup.redact import redact
 
     installer = tox_env.installer
     if not isinstance(tox_env, Python) or not isinstance(installer, Pip):
@@ -189,12 +190,10 @@ def tox_on_install(tox_env: ToxEnv, arguments: Any, section: str, of_type: str) 
     with tox_env.cache.compare({"args": args}, "envsetup", "torch") as (unchanged, _):
         if unchanged:
             return
-        logging.warning("envsetup: %s from %s", " ".join(plan.packages), plan.source)
+        logging.warning("envsetup: %s from %s", " ".join(plan.packages), redact(plan.source))
         for reason in plan.reasons:
             logging.info("envsetup: %s", reason)
-        _, dropped = installer_environment(tox_env.environment_variables)
-        if dropped:
-            logging.warning(ignoring_notice(dropped))
+        announce(isolate(tox_env.environment_variables), logging.warning)
         command = installer.build_install_cmd(args)
         executor = cast("Execute", _WithoutRoutingVariables(tox_env.executor))
         outcome = tox_env.execute(
@@ -213,8 +212,8 @@ class _WithoutRoutingVariables:
 
     @contextlib.contextmanager
     def call(self, request: Any, show: bool, out_err: Any, env: Any) -> Iterator[Any]:
-        from envsetup.install import installer_environment
+        from envsetup.isolation import isolate
 
-        request.env, _ = installer_environment(request.env)
+        request.env = isolate(request.env).environ
         with self._executor.call(request, show, out_err, env) as status:
             yield status

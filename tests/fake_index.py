@@ -105,8 +105,11 @@ def build_wheel(
     version: str,
     files: Mapping[str, str],
     requires: Sequence[str] = (),
+    *,
+    tag: str = TAG,
 ) -> Path:
-    """Write a pure-Python wheel with correct METADATA, WHEEL and RECORD; return its path."""
+    """Write a pure-Python wheel with correct METADATA, WHEEL and RECORD; return its path
+    (`tag` other than py3-none-any: a wheel installers prefer to ours)."""
     dist_info = f"{name}-{version}.dist-info"
     metadata = "".join(
         [
@@ -117,7 +120,7 @@ def build_wheel(
             *(f"Requires-Dist: {requirement}\n" for requirement in requires),
         ]
     )
-    wheel = f"Wheel-Version: 1.0\nGenerator: envsetup-tests\nRoot-Is-Purelib: true\nTag: {TAG}\n"
+    wheel = f"Wheel-Version: 1.0\nGenerator: envsetup-tests\nRoot-Is-Purelib: true\nTag: {tag}\n"
     members = {
         **files,
         f"{dist_info}/METADATA": metadata,
@@ -129,7 +132,7 @@ def build_wheel(
     ]
     record.append(f"{dist_info}/RECORD,,")
     members[f"{dist_info}/RECORD"] = "\n".join(record) + "\n"
-    path = dest / f"{name}-{version}-{TAG}.whl"
+    path = dest / f"{name}-{version}-{tag}.whl"
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
         for member, text in members.items():
             archive.writestr(member, text)

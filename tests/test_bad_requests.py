@@ -221,6 +221,20 @@ def test_each_verb_as_a_process_never_shows_a_traceback(argv: list[str], expecte
     assert len(result.stderr.splitlines()) <= 3  # the message, maybe a hint
 
 
+@pytest.mark.parametrize("verb", [["install", "--dry-run"], ["venv", "/nonexistent-root/env"]])
+def test_a_bad_installer_from_the_environment_is_a_usage_error(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, verb: list[str]
+) -> None:
+    """Before: argparse does not check a default against its choices, and `uv;id` reached the
+    command builder: "internal error: ValueError", exit 1."""
+    monkeypatch.setenv("ENVSETUP_INSTALLER", "uv;id")
+    code, out, err = run_cli(capsys, [*verb, *NO_GPU])
+    assert_clear_failure(code, 2, out, err, "invalid choice: 'uv;id'")
+    assert "ENVSETUP_INSTALLER" in err and "expected one of: pip, uv" in err
+    monkeypatch.setenv("ENVSETUP_INSTALLER", "uv")  # a good one still works, and a flag wins
+    assert run_cli(capsys, ["install", "--dry-run", *NO_GPU, "--installer", "pip"])[0] == 0
+
+
 @pytest.fixture(scope="module")
 def index() -> Iterator[Served]:
     with serve_fake_index([FakeBuild("2.5.1", "cpu")]) as served:

@@ -83,11 +83,11 @@ def test_install_torch_with_pip_venv_uses_only_the_variant_index(
     """Also with an inherited extra index and find-links page offering the cpu build: before
     install_torch left them out, pip read them next to the planned cu121 index."""
     seen = len(served.requests)
-    hostile = {"PIP_EXTRA_INDEX_URL": f"{served.url}/cpu", "PIP_FIND_LINKS": f"{served.url}/cpu/"}
+    hostile = {"PIP_Extra_Index_Url": f"{served.url}/cpu", "PIP_find_links": f"{served.url}/cpu/"}
     result = _nox(noxfile, served, "-s", "with_pip", extra=hostile)
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
-    assert "envsetup: ignoring PIP_EXTRA_INDEX_URL, PIP_FIND_LINKS" in output
+    assert "envsetup: ignoring PIP_Extra_Index_Url, PIP_find_links" in output
     assert not [path for path in served.requests[seen:] if path.startswith("/cpu")]
     assert "BUILD 2.5.1+cu121 12.1 0.20.1+cu121" in output  # torchvision by default
     assert (

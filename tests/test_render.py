@@ -189,6 +189,10 @@ def test_no_renderer_ever_uses_an_extra_index(fmt: str) -> None:
 
 
 HOSTILE = "https://mirror.example/whl/it's $(rm -rf ~) `x` & | ; >"
+#: PowerShell's tokenizer ends a single-quoted string at any of these (`IsSingleQuote`: ASCII
+#: and U+2018..U+201B); two in a row stand for the second one.
+PS_QUOTES = "'\u2018\u2019\u201a\u201b"
+TYPOGRAPHIC = "https://x/\u2019;Start-Process(\u2018calc\u2019);\u2018"
 
 
 def test_posix_quoting_round_trips_hostile_text() -> None:
@@ -205,12 +209,82 @@ def test_powershell_quoting_is_literal() -> None:
 
 
 @pytest.mark.skipif(shutil.which("pwsh") is None, reason="PowerShell is not installed")
-def test_powershell_quoting_round_trips_in_pwsh() -> None:  # pragma: no cover - needs pwsh
-    line = quote_argv(["echo", HOSTILE], "powershell")
+@pytest.mark.parametrize("text", [HOSTILE, TYPOGRAPHIC])
+def test_powershell_quoting_round_trips_in_pwsh(text: str) -> None:  # pragma: no cover - needs pwsh
+    line = quote_argv(["echo", text], "powershell")
     out = subprocess.run(
         ["pwsh", "-NoProfile", "-Command", line], capture_output=True, text=True, check=False
     )
-    assert out.stdout.strip() == HOSTILE
+    assert out.stdout.strip() == text
+
+
+def powershell_words(line: str) -> list[str]:
+    """The arguments PowerShell reads from a line of bare words and single-quoted strings."""
+    words: list[str] = []
+    at = 0
+    while at < len(line):
+        if line[at] == " ":
+            at += 1
+        elif line[at] in PS_QUOTES:
+            word, at = [], at + 1
+            while True:
+                assert at < len(line), f"unterminated string in {line!r}"
+                if line[at] in PS_QUOTES:
+                    if at + 1 < len(line) and line[at + 1] in PS_QUOTES:
+                        word.append(line[at + 1])
+                        at += 2
+                        continue
+                    at += 1
+                    break
+                word.append(line[at])
+                at += 1
+            assert at == len(line) or line[at] == " ", f"text glued to a string in {line!r}"
+            words.append("".join(word))
+        else:
+            end = line.find(" ", at) % (len(line) + 1)
+            word = line[at:end]
+            assert all(char.isalnum() or char in "_./:=+@-" for char in word), word
+            words.append(word)
+            at = end
+    return words
+
+
+def test_powershell_typographic_quotes_do_not_end_the_string() -> None:
+    """Before: only ASCII ' was doubled, so the U+2019 after x/ ended the string and
+    Start-Process(...) ran as a command."""
+    argv = ["python", "-m", "pip", "install", "--index-url", TYPOGRAPHIC + "/cu121", "torch"]
+    assert powershell_words(quote_argv(argv, "powershell")) == argv
+    plan = replace(CU121, index_url=TYPOGRAPHIC + "/cu121")
+    words = powershell_words(command_lines(plan, "uv", "powershell")[0])
+    assert words[words.index("--index-url") + 1] == plan.index_url
+
+
+@pytest.mark.parametrize("fmt", ["uv-project", "poetry", "pixi", "conda"])
+def test_snippets_stay_valid_whatever_the_url_holds(fmt: str) -> None:
+    """Before: an astral character (U+1F600) became a JSON surrogate pair, invalid in TOML."""
+    url = 'https://mirror.example/\U0001f600/\u00e9/"q"/back\\slash/\x7f\x01\t/cu121'
+    plan = replace(CU121, index_url=url)
+    text = render(plan, fmt)
+    assert text.isascii()
+    if fmt == "conda":
+        import yaml
+
+        document = yaml.safe_load(text)
+        assert document["dependencies"][-1]["pip"][0] == f"--index-url {url}"
+        return
+    document = tomllib.loads(text)
+    if fmt == "uv-project":
+        assert document["tool"]["uv"]["index"][0]["url"] == url
+    elif fmt == "poetry":
+        assert document["tool"]["poetry"]["source"][0]["url"] == url
+    else:
+        assert document["pypi-dependencies"]["torch"]["index"] == url
+
+
+def test_a_lone_surrogate_is_refused_not_written() -> None:
+    """A non-UTF-8 byte in argv arrives as a lone surrogate, which no TOML string can hold."""
+    with pytest.raises(EnvsetupError, match="not valid Unicode"):
+        render(replace(CU121, index_url="https://mirror.example/\udcff/cu121"), "uv-project")
 
 
 def test_cmd_quoting() -> None:

@@ -111,7 +111,7 @@ def test_torch_family_installs_first_from_the_variant_index(
     # tox passes PIP_* (and tox-uv UV_DEFAULT_INDEX) through; before the plugin left them out of
     # its install, this other variant's index was read (pip) or replaced the planned one and the
     # cu121 pins failed (uv)
-    variable = "UV_DEFAULT_INDEX" if runner.startswith("uv") else "PIP_EXTRA_INDEX_URL"
+    variable = "UV_DEFAULT_INDEX" if runner.startswith("uv") else "PIP_Extra_Index_Url"
     seen = len(served.requests)
     result = _tox(
         project, served, "-e", f"{PY}-torch25-cu121", "--runner", runner,

@@ -20,9 +20,21 @@ from envsetup.terminal import printable
 HELP = "Install the right torch build into this (or --python's) environment and verify it."
 
 
+def _installer(value: str) -> str:
+    """argparse converts a string default too, so a bad ENVSETUP_INSTALLER is a usage error
+    (exit 2) like a bad --installer, not a crash when the command is built."""
+    if value not in INSTALLERS:
+        raise argparse.ArgumentTypeError(
+            f"invalid choice: {value!r} (from --installer or ENVSETUP_INSTALLER); "
+            f"expected one of: {', '.join(INSTALLERS)}"
+        )
+    return value
+
+
 def add_installer_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--installer",
+        type=_installer,
         choices=INSTALLERS,
         default=os.environ.get("ENVSETUP_INSTALLER") or "pip",
         help="pip (default) or uv (`uv pip install`); env ENVSETUP_INSTALLER",
@@ -44,7 +56,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def announce(plan: Plan) -> None:
     """What is about to happen and why, before the installer's output starts."""
-    lines = [f"envsetup: installing {' '.join(plan.packages)} from {plan.source}"]
+    from envsetup.redact import redact
+
+    lines = [f"envsetup: installing {' '.join(plan.packages)} from {redact(plan.source)}"]
     lines.extend(f"  - {reason}" for reason in plan.reasons)
     lines.extend(f"  ! {warning}" for warning in plan.warnings)
     print(printable("\n".join(lines)), flush=True)
