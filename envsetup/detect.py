@@ -418,15 +418,25 @@ def _machine_from_report(report: SmiReport, platform: Platform | None) -> Machin
     findings.record("gpus", len(report.gpus), source, started)
     _record_capabilities(report.gpus, source, started, findings)
     target = platform or current_platform()
-    cuda = report.cuda_version
-    if cuda is None and report.driver_version is not None:
-        cuda = derive_cuda(report.driver_version, target.os, findings)
+    driver, cuda = report.driver_version, report.cuda_version
+    mismatch = any(problem.kind == "version_mismatch" for problem in report.problems)
+    if driver is None and mismatch and report.nvml_version is not None:
+        # The library is the driver installed last: the one the machine runs after a reboot.
+        driver = report.nvml_version
+        findings.record("driver_version", driver, "NVML library version (after a reboot)", now())
+        findings.warn(
+            f"reboot first: the driver was updated to {driver} without a reboot; the plan is "
+            f"for driver {driver}, which runs once the machine restarts"
+        )
+    if cuda is None and driver is not None:
+        cuda = derive_cuda(driver, target.os, findings)
     return Machine(
         platform=target,
-        driver_version=report.driver_version,
+        driver_version=driver,
         cuda_version=cuda,
         gpus=report.gpus,
         evidence=tuple(findings.evidence),
+        warnings=tuple(findings.warnings),
         errors=report.problems,
     )
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 from packaging.version import Version
 
@@ -285,7 +285,10 @@ def _context(
     reasons: list[str] = []
     if backend == "auto" and machine.backend_override:
         backend = machine.backend_override
-        reasons.append(f"backend {backend} forced by the environment (ENVSETUP_BACKEND or similar)")
+        from envsetup.probe.findings import source_of
+
+        source = source_of(machine.evidence, "backend_override", backend) or "the environment"
+        reasons.append(f"backend {backend} forced by {source}")
     elif backend != "auto":
         reasons.append(f"backend {backend} requested with --backend")
     forced: Variant | None = None
@@ -357,11 +360,23 @@ def _auto_target(machine: Machine, gpus: tuple[Gpu, ...], os_name: str, reasons:
         return "xpu"
     if machine.gpus and not gpus:
         reasons.append("no GPU is visible (CUDA_VISIBLE_DEVICES hides them all): CPU build")
-    elif machine.errors:
-        reasons.append("no GPU could be read (see the detection warnings): CPU build")
+    elif any(problem.kind != "not_found" for problem in machine.errors):
+        _refuse_unreadable(machine)
     else:
         reasons.append("no GPU found: CPU build")
     return "cpu"
+
+
+def _refuse_unreadable(machine: Machine) -> NoReturn:
+    """An NVIDIA stack that is there but cannot be read is not a CPU machine: planning the CPU
+    build would install the silent failure envsetup exists to prevent, so the user decides."""
+    problem = next(problem for problem in machine.errors if problem.kind != "not_found")
+    raise EnvsetupError(
+        f"an NVIDIA GPU or driver seems present but could not be read: {problem.message}",
+        hint=(f"{problem.hint} " if problem.hint else "")
+        + "Or say what to plan for: --driver VERSION (or ENVSETUP_CUDA_DRIVER_VERSION) for a "
+        "CUDA build, --backend cpu for the CPU build",
+    )
 
 
 def _driver_max_cuda(machine: Machine, matrices: Matrices) -> tuple[str | None, str | None]:
@@ -936,7 +951,7 @@ def _unconfirmed(context: _Context, release: Release) -> list[str]:
         return []
     return [
         f"torch {release.version}: {', '.join(fields)} not confirmed by a primary source "
-        "(matrices/torch.toml)"
+        f"(envsetup's torch.toml data; `envsetup matrix --torch {release.version}` shows it)"
     ]
 
 
@@ -962,6 +977,7 @@ def _with_installed(plan: Plan, installed: dict[str, str], matrices: Matrices) -
     default = None if release is None else release.pypi_default.get(plan.platform)
     differing = []
     same = []
+    upgraded = []
     for pin in plan.packages:
         name, _, wanted = pin.partition("==")
         have = installed.get(name)
@@ -969,11 +985,17 @@ def _with_installed(plan: Plan, installed: dict[str, str], matrices: Matrices) -
             continue
         if wanted and _same_build(plan, Version(have), Version(wanted), default):
             same.append(f"{name} {have}")
+        elif wanted and _same_variant(plan, Version(have), default):
+            upgraded.append(f"{name} {have} -> {wanted}")
         else:
             differing.append(f"{name}=={have}")
     reasons = list(plan.reasons)
     if same:
         reasons.append("already installed: " + ", ".join(same))
+    if upgraded:
+        # The installer moves between versions of one build on its own; forcing a reinstall
+        # would reinstall every dependency too.
+        reasons.append("changes version within the same build: " + ", ".join(upgraded))
     if not differing:
         return replace(plan, reasons=tuple(reasons))
     reasons.append(
@@ -985,8 +1007,11 @@ def _with_installed(plan: Plan, installed: dict[str, str], matrices: Matrices) -
 
 def _same_build(plan: Plan, have: Version, wanted: Version, pypi_default: str | None) -> bool:
     """An untagged installed version is PyPI's build: the platform's default variant."""
-    if have.public != wanted.public:
-        return False
+    return have.public == wanted.public and _same_variant(plan, have, pypi_default)
+
+
+def _same_variant(plan: Plan, have: Version, pypi_default: str | None) -> bool:
+    """Whether the installed build is the plan's variant (cpu and cpu, cu121 and cu121)."""
     if plan.index_url is None and plan.find_links is None:
         return have.local is None
     return (have.local or pypi_default) == plan.variant

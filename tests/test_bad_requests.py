@@ -237,7 +237,8 @@ def test_venv_path_with_metacharacters_is_built_and_its_activation_line_is_quote
         "--index-url-base", index.url, "--allow-insecure-index", env=isolated_env(),
     )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
-    line = result.stdout.split("activate it with: ", 1)[1].splitlines()[0]
+    assert "activate it with:" in result.stderr
+    line = result.stdout.strip()  # stdout holds only the activation line
     shown = subprocess.run(
         ["sh", "-c", f'{line} && python -c "import sys; print(sys.prefix)"'],
         cwd=tmp_path,
