@@ -52,6 +52,15 @@ class StepFailed(EnvsetupError):
         super().__init__(f"step '{step}' failed: {detail}{shown}", hint=hint)
         self.step = step
         self.tail = tuple(tail)
+        self._shown = shown
+
+    def without_tail(self) -> EnvsetupError:
+        """The same failure for a user who just watched the installer's output scroll by:
+        its last lines are right above, so they are not printed a second time."""
+        if self.step == "verify" or not self.tail:  # verify's lines are checks, not output
+            return self
+        message = self.message.replace("; its last lines:" + self._shown, " (its output is above)")
+        return EnvsetupError(message, hint=self.hint)
 
 
 def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
@@ -205,9 +214,10 @@ def confirm_replace(
     ask: Callable[[str], str] = input,
 ) -> None:
     """Replacing an installed torch build needs a yes: typed on a terminal, or `--yes`."""
-    if plan.replaces is None or yes:
+    replaced = ", ".join(item for item in (plan.replaces, plan.upgrades) if item)
+    if not replaced or yes:
         return
-    change = f"replace {plan.replaces} in {python} with {' '.join(plan.packages)}"
+    change = f"replace {replaced} in {python} with {' '.join(plan.packages)}"
     if not interactive:
         raise EnvsetupError(
             f"this would {change}, and there is no terminal to ask for confirmation",

@@ -986,7 +986,7 @@ def _with_installed(plan: Plan, installed: dict[str, str], matrices: Matrices) -
         if wanted and _same_build(plan, Version(have), Version(wanted), default):
             same.append(f"{name} {have}")
         elif wanted and _same_variant(plan, Version(have), default):
-            upgraded.append(f"{name} {have} -> {wanted}")
+            upgraded.append(f"{name}=={have}")
         else:
             differing.append(f"{name}=={have}")
     reasons = list(plan.reasons)
@@ -995,14 +995,18 @@ def _with_installed(plan: Plan, installed: dict[str, str], matrices: Matrices) -
     if upgraded:
         # The installer moves between versions of one build on its own; forcing a reinstall
         # would reinstall every dependency too.
-        reasons.append("changes version within the same build: " + ", ".join(upgraded))
+        reasons.append(
+            "upgrades " + ", ".join(upgraded) + " installed in the target environment "
+            "(the same build: a plain upgrade, no forced reinstall)"
+        )
+    upgrades = ", ".join(upgraded) or None
     if not differing:
-        return replace(plan, reasons=tuple(reasons))
+        return replace(plan, upgrades=upgrades, reasons=tuple(reasons))
     reasons.append(
         "replaces " + ", ".join(differing) + " installed in the target environment "
         "(a different build; the commands force the reinstall)"
     )
-    return replace(plan, replaces=", ".join(differing), reasons=tuple(reasons))
+    return replace(plan, replaces=", ".join(differing), upgrades=upgrades, reasons=tuple(reasons))
 
 
 def _same_build(plan: Plan, have: Version, wanted: Version, pypi_default: str | None) -> bool:

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
 import os
 import shlex
 import sys
+from collections.abc import Iterator
+from typing import TextIO
 
 from envsetup.commands._output import add_output_arguments, emit, note
 from envsetup.commands._request import (
@@ -48,6 +52,21 @@ def configure(parser: argparse.ArgumentParser) -> None:
     add_machine_arguments(parser)
 
 
+@contextlib.contextmanager
+def installer_output(args: argparse.Namespace) -> Iterator[TextIO]:
+    """Where the installer's own output goes: stderr as it runs, its tail not repeated on
+    failure; with -q or --json nowhere, and a failure then quotes its last lines once."""
+    if args.quiet or args.json:
+        yield io.StringIO()
+        return
+    from envsetup.install import StepFailed
+
+    try:
+        yield sys.stderr
+    except StepFailed as failure:
+        raise failure.without_tail() from None
+
+
 def announce(args: argparse.Namespace, plan: Plan, python: str) -> None:
     """What is about to happen, where and why, before the installer's output starts (stderr)."""
     lines = [f"envsetup: installing {' '.join(plan.packages)} from {plan.source} into {python}"]
@@ -80,10 +99,9 @@ def run(args: argparse.Namespace) -> int:
         return 0
     confirm_replace(plan, target.python, yes=args.yes, interactive=sys.stdin.isatty())
     announce(args, plan, target.describe())
-    with interruptible():  # SIGTERM stops the installer too, instead of orphaning it
-        report = install(
-            plan, python=target.python, installer=installer, machine=machine, out=sys.stderr
-        )
+    # SIGTERM stops the installer too, instead of orphaning it
+    with interruptible(), installer_output(args) as out:
+        report = install(plan, python=target.python, installer=installer, machine=machine, out=out)
     if args.json:
         emit(args, json.dumps({**document, "verify": report.to_json()}, indent=2))
     else:

@@ -15,7 +15,7 @@ from envsetup.commands._request import (
     machine_from_args,
     request_from_args,
 )
-from envsetup.commands.install import add_installer_argument, announce
+from envsetup.commands.install import add_installer_argument, announce, installer_output
 from envsetup.errors import UsageError
 
 HELP = "Create a virtual environment with the right torch build, verified (all or nothing)."
@@ -74,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
     machine, _ = machine_from_args(args, version)
     plan = resolve(machine, request)  # a fresh environment: nothing installed to replace
     announce(args, plan, str(path))
-    with interruptible():
+    with interruptible(), installer_output(args) as out:
         result = create_venv(
             path,
             plan,
@@ -82,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
             installer=installer,
             force=args.force,
             machine=machine,
-            out=sys.stderr,
+            out=out,
         )
     activate = activation_line(result.path)
     if args.json:
