@@ -61,8 +61,19 @@ def add_request_arguments(parser: argparse.ArgumentParser) -> None:
     request.add_argument(
         "--backend", default="auto", help="auto, cpu, cuda, cuXYZ, rocm, rocmX.Y or xpu"
     )
-    request.add_argument("--policy", choices=("compat", "strict"), default="compat")
-    request.add_argument("--channel", choices=("stable", "test", "nightly"), default="stable")
+    request.add_argument(
+        "--policy",
+        choices=("compat", "strict"),
+        default="compat",
+        help="compat (default): a CUDA build newer than the driver's maximum is allowed within "
+        "its major (minor-version compatibility); strict: only builds <= that maximum",
+    )
+    request.add_argument(
+        "--channel",
+        choices=("stable", "test", "nightly"),
+        default="stable",
+        help="stable (default) releases, test (release candidates) or nightly builds",
+    )
     request.add_argument(
         "--index-url-base",
         metavar="URL",
