@@ -75,9 +75,8 @@ def test_redirected_conda_environment_parses(capsys: pytest.CaptureFixture[str])
     code, out, _ = cli(capsys, "plan", *MACHINE, *TARGET, "--installer", "conda")
     assert code == 0
     document = yaml.safe_load(out)
-    assert {"pip": [f"--index-url https://download.pytorch.org/whl/cu121", "torch==2.5.1+cu121"]} in (
-        document["dependencies"]
-    )
+    pip = ["--index-url https://download.pytorch.org/whl/cu121", "torch==2.5.1+cu121"]
+    assert {"pip": pip} in document["dependencies"]
 
 
 def test_output_file_and_quiet(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
