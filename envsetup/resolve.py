@@ -985,8 +985,10 @@ def _with_installed(plan: Plan, installed: dict[str, str], matrices: Matrices) -
             continue
         if wanted and _same_build(plan, Version(have), Version(wanted), default):
             same.append(f"{name} {have}")
-        elif wanted and _same_variant(plan, Version(have), default):
+        elif wanted and name == "torch" and _same_variant(plan, Version(have), matrices):
             upgraded.append(f"{name}=={have}")
+        elif wanted and upgraded and Version(have).local == Version(installed["torch"]).local:
+            upgraded.append(f"{name}=={have}")  # a companion built like torch follows it
         else:
             differing.append(f"{name}=={have}")
     reasons = list(plan.reasons)
@@ -1011,14 +1013,23 @@ def _with_installed(plan: Plan, installed: dict[str, str], matrices: Matrices) -
 
 def _same_build(plan: Plan, have: Version, wanted: Version, pypi_default: str | None) -> bool:
     """An untagged installed version is PyPI's build: the platform's default variant."""
-    return have.public == wanted.public and _same_variant(plan, have, pypi_default)
-
-
-def _same_variant(plan: Plan, have: Version, pypi_default: str | None) -> bool:
-    """Whether the installed build is the plan's variant (cpu and cpu, cu121 and cu121)."""
+    if have.public != wanted.public:
+        return False
     if plan.index_url is None and plan.find_links is None:
         return have.local is None
     return (have.local or pypi_default) == plan.variant
+
+
+def _same_variant(plan: Plan, have: Version, matrices: Matrices) -> bool:
+    """Whether an installed torch at another version is the plan's variant (2.13.0+cpu and
+    2.14.0+cpu); an untagged one is its own release's PyPI default."""
+    if plan.channel != "stable":
+        return False
+    if plan.index_url is None and plan.find_links is None:
+        return have.local is None
+    release = matrices.release(have.public) if have.local is None else None
+    label = have.local or (release.pypi_default.get(plan.platform) if release else None)
+    return label == plan.variant
 
 
 # --------------------------------------------------------------------------- matrices access

@@ -40,7 +40,8 @@ def add_machine_arguments(parser: argparse.ArgumentParser) -> None:
         "--nvidia-smi-output", metavar="FILE", help="a saved nvidia-smi output describing it"
     )
     machine.add_argument("--gpu", choices=("none",), help="treat the machine as having no GPU")
-    parser.set_defaults(platform=None)  # installing happens here: the platform is this one
+    # installing happens here: the platform is this one (`plan` infers a paste's instead)
+    parser.set_defaults(platform=None, paste_platform=False)
 
 
 #: Flags that describe another machine; any of them turns live detection off.
@@ -168,7 +169,10 @@ def _described(args: argparse.Namespace, python: str | None) -> Machine:
         return Machine(platform=platform)
     machine = Machine(platform=platform)
     if args.nvidia_smi_output is not None:
-        machine = _from_smi(args.nvidia_smi_output, platform)
+        inferred = args.paste_platform and args.platform is None
+        machine = _from_smi(args.nvidia_smi_output, None if inferred else platform)
+        if inferred and python is not None:
+            machine = replace(machine, platform=replace(machine.platform, python=python))
     driver, cuda, gpus = machine.driver_version, machine.cuda_version, machine.gpus
     try:
         if args.driver is not None:
@@ -186,7 +190,7 @@ def _described(args: argparse.Namespace, python: str | None) -> Machine:
     return replace(machine, driver_version=driver, cuda_version=cuda, gpus=gpus)
 
 
-def _from_smi(path: str, platform: Platform) -> Machine:
+def _from_smi(path: str, platform: Platform | None) -> Machine:
     from envsetup.detect import machine_from_saved_output
 
     return machine_from_saved_output(path, platform=platform)

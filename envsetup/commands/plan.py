@@ -41,8 +41,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     target.add_argument(
         "--platform",
         choices=PLATFORMS,
-        help="target OS and CPU (default: this machine's, or the pasted machine's)",
+        help="target OS and CPU (default: this machine's, or the one a pasted "
+        "--nvidia-smi-output shows: WDDM/TCC or Windows paths mean Windows)",
     )
+    parser.set_defaults(paste_platform=True)
     add_request_arguments(parser)
     output = parser.add_argument_group("output")
     output.add_argument(
