@@ -41,6 +41,27 @@ TAIL_LINES = 12
 #: Installer messages that mean "the index has no such wheel", and what to do about it.
 _NO_WHEEL = ("No matching distribution", "Could not find a version", "No solution found")
 
+#: Messages that mean the index could not be reached at all (DNS, refused, offline, proxy):
+#: pip and uv then also say "no matching distribution", which is not the cause.
+_UNREACHABLE = (
+    "Name or service not known",
+    "Temporary failure in name resolution",
+    "nodename nor servname",
+    "getaddrinfo failed",
+    "failed to lookup address",
+    "dns error",
+    "Connection refused",
+    "Network is unreachable",
+    "No route to host",
+    "NewConnectionError",
+    "Max retries exceeded",
+    "ProxyError",
+    "Failed to fetch",
+    "error sending request",
+    "timed out",
+    "Connection reset",
+)
+
 
 class StepFailed(EnvsetupError):
     """A step of install/venv failed: which one, the command, and its last lines of output."""
@@ -138,6 +159,13 @@ def ignoring_notice(dropped: Sequence[str]) -> str:
 
 def _failure_hint(argv: Sequence[str], tail: Sequence[str]) -> str:
     text = "\n".join(tail)
+    unreachable = next((marker for marker in _UNREACHABLE if marker in text), None)
+    if unreachable is not None:
+        return (
+            f"the index could not be reached ({unreachable}): a network failure, not a missing "
+            "wheel; check the connection, DNS and proxy (HTTPS_PROXY), or use a reachable "
+            "mirror with --index-url-base"
+        )
     if any(marker in text for marker in _NO_WHEEL):
         return (
             "the index has no wheel matching this Python and platform: check "
@@ -146,8 +174,6 @@ def _failure_hint(argv: Sequence[str], tail: Sequence[str]) -> str:
         )
     if "No space left" in text:
         return "free disk space (torch CUDA wheels need several GB), then retry"
-    if "Connection" in text or "Max retries" in text or "timed out" in text:
-        return "the index could not be reached: check the network or proxy, or use a mirror"
     return f"rerun the command to see its full output: {shlex.join(argv)}"
 
 
