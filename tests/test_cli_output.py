@@ -148,3 +148,28 @@ def test_version_and_help(capsys: pytest.CaptureFixture[str]) -> None:
         at = next(i for i, line in enumerate(lines) if line.startswith(f"  {option} "))
         entry = lines[at].split("}", 1)[-1] if "{" in lines[at] else lines[at].split(None, 2)[-1]
         assert entry.strip() or lines[at + 1].startswith(" " * 8), option
+
+
+@pytest.mark.parametrize(
+    ("uv_on_path", "first"), [(True, "uv pip install"), (False, "python -m pip")]
+)
+def test_installer_auto_prefers_uv_on_path(
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    uv_on_path: bool,
+    first: str,
+) -> None:
+    if uv_on_path:
+        uv = tmp_path / "uv"
+        uv.write_text("#!/bin/sh\n")
+        uv.chmod(0o755)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    code, out, _ = cli(capsys, "plan", *MACHINE, *TARGET)
+    assert code == 0 and out.startswith(first)
+
+
+def test_provenance_warnings_name_no_checkout_path(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = cli(capsys, "plan", "--gpu", "none", "--platform", "linux-x86_64", "--json")
+    warnings = json.loads(out)["warnings"]
+    assert code == 0 and not any("matrices/torch.toml" in warning for warning in warnings)
