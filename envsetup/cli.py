@@ -71,8 +71,14 @@ class HelpFormatter(argparse.HelpFormatter):
         super().__init__(prog, width=(columns if columns > 0 else 80) - 2)
 
 
-class _Formatter(HelpFormatter, argparse.RawDescriptionHelpFormatter):
-    """Keeps the epilog's examples and exit-code table as written."""
+class _Formatter(HelpFormatter):
+    """Keeps the epilog's examples and exit-code table as written (the only multi-line texts);
+    one-line descriptions still wrap at the terminal's width."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        if "\n" in text:
+            return "".join(indent + line for line in text.splitlines(keepends=True))
+        return super()._fill_text(text, width, indent)
 
 
 def build_parser(only: str | None = None, *, json_errors: bool = False) -> Parser:
