@@ -427,10 +427,35 @@ def machine_from_nvidia_smi(text: str, *, platform: Platform | None = None) -> M
     Failures in the text (no driver, mismatch...) become `errors`; the parser never raises."""
     from envsetup.nvidia_smi import parse
 
-    return _machine_from_report(parse(text), platform)
+    return _machine_from_report(parse(text), platform, text)
 
 
-def _machine_from_report(report: SmiReport, platform: Platform | None) -> Machine:
+def _pasted_platform(text: str, findings: Findings) -> Platform:
+    """The platform the pasted output shows (Windows, WSL, FreeBSD), else this machine's;
+    either way the evidence says which, so nobody plans a Windows box as Linux unawares."""
+    from envsetup.nvidia_smi import pasted_os
+    from envsetup.probe.host import python_tag
+
+    started = now()
+    here = current_platform()
+    found = pasted_os(text)
+    if found is None:
+        source = "this machine, as the paste does not show its OS (--platform sets it)"
+        findings.record("platform", here.key, source, started)
+        return here
+    os_name, wsl, why = found
+    arch = {"windows": "amd64", "freebsd": "amd64"}.get(os_name, "x86_64")
+    platform = Platform(os=os_name, arch=arch, python=python_tag(), wsl=wsl)
+    shown = f"{platform.key}{', WSL' if wsl else ''}"
+    findings.record("platform", platform.key, f"the paste ({why})", started)
+    findings.warn(
+        f"planned for {shown}, the OS the paste shows ({why}), and this Python "
+        f"({platform.python}); --platform and --python set them"
+    )
+    return platform
+
+
+def _machine_from_report(report: SmiReport, platform: Platform | None, text: str) -> Machine:
     findings = Findings()
     started = now()
     source = f"nvidia-smi output ({report.format})"
@@ -438,16 +463,26 @@ def _machine_from_report(report: SmiReport, platform: Platform | None) -> Machin
     findings.record("cuda_version", report.cuda_version, source, started)
     findings.record("gpus", len(report.gpus), source, started)
     _record_capabilities(report.gpus, source, started, findings)
-    target = platform or current_platform()
-    cuda = report.cuda_version
-    if cuda is None and report.driver_version is not None:
-        cuda = derive_cuda(report.driver_version, target.os, findings)
+    target = platform or _pasted_platform(text, findings)
+    driver, cuda = report.driver_version, report.cuda_version
+    mismatch = any(problem.kind == "version_mismatch" for problem in report.problems)
+    if driver is None and mismatch and report.nvml_version is not None:
+        # The library is the driver installed last: the one the machine runs after a reboot.
+        driver = report.nvml_version
+        findings.record("driver_version", driver, "NVML library version (after a reboot)", now())
+        findings.warn(
+            f"reboot first: the driver was updated to {driver} without a reboot; the plan is "
+            f"for driver {driver}, which runs once the machine restarts"
+        )
+    if cuda is None and driver is not None:
+        cuda = derive_cuda(driver, target.os, findings)
     return Machine(
         platform=target,
-        driver_version=report.driver_version,
+        driver_version=driver,
         cuda_version=cuda,
         gpus=report.gpus,
         evidence=tuple(findings.evidence),
+        warnings=tuple(findings.warnings),
         errors=report.problems,
     )
 
@@ -478,11 +513,12 @@ def machine_from_saved_output(path: str, *, platform: Platform | None = None) ->
     from envsetup.errors import UsageError
     from envsetup.nvidia_smi import parse
 
-    report = parse(read_nvidia_smi_output(path))
+    text = read_nvidia_smi_output(path)
+    report = parse(text)
     if report.format != "error" and report.driver_version is None and not report.gpus:
         what = report.problems[0].message if report.problems else "nothing recognised"
         raise UsageError(
             f"--nvidia-smi-output {path!r}: {what}; expected the complete output of "
             "`nvidia-smi`, `nvidia-smi -q` or `nvidia-smi --query-gpu=... --format=csv`"
         )
-    return _machine_from_report(report, platform)
+    return _machine_from_report(report, platform, text)

@@ -43,6 +43,27 @@ TAIL_LINES = 12
 #: Installer messages that mean "the index has no such wheel", and what to do about it.
 _NO_WHEEL = ("No matching distribution", "Could not find a version", "No solution found")
 
+#: Messages that mean the index could not be reached at all (DNS, refused, offline, proxy):
+#: pip and uv then also say "no matching distribution", which is not the cause.
+_UNREACHABLE = (
+    "Name or service not known",
+    "Temporary failure in name resolution",
+    "nodename nor servname",
+    "getaddrinfo failed",
+    "failed to lookup address",
+    "dns error",
+    "Connection refused",
+    "Network is unreachable",
+    "No route to host",
+    "NewConnectionError",
+    "Max retries exceeded",
+    "ProxyError",
+    "Failed to fetch",
+    "error sending request",
+    "timed out",
+    "Connection reset",
+)
+
 
 class StepFailed(EnvsetupError):
     """A step of install/venv failed: which one, the command, and its last lines of output."""
@@ -56,6 +77,15 @@ class StepFailed(EnvsetupError):
         super().__init__(f"step '{step}' failed: {redact(detail)}{shown}", hint=hint)
         self.step = step
         self.tail = tuple(tail)
+        self._shown = shown
+
+    def without_tail(self) -> EnvsetupError:
+        """The same failure for a user who just watched the installer's output scroll by:
+        its last lines are right above, so they are not printed a second time."""
+        if self.step == "verify" or not self.tail:  # verify's lines are checks, not output
+            return self
+        message = self.message.replace("; its last lines:" + self._shown, " (its output is above)")
+        return EnvsetupError(message, hint=self.hint)
 
 
 def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
@@ -105,6 +135,13 @@ def installer_argv(plan: Plan, *, installer: str, python: str) -> list[str]:
 
 def _failure_hint(argv: Sequence[str], tail: Sequence[str]) -> str:
     text = "\n".join(tail)
+    unreachable = next((marker for marker in _UNREACHABLE if marker in text), None)
+    if unreachable is not None:
+        return (
+            f"the index could not be reached ({unreachable}): a network failure, not a missing "
+            "wheel; check the connection, DNS and proxy (HTTPS_PROXY), or use a reachable "
+            "mirror with --index-url-base"
+        )
     if any(marker in text for marker in _NO_WHEEL):
         return (
             "the index has no wheel matching this Python and platform: check "
@@ -113,8 +150,6 @@ def _failure_hint(argv: Sequence[str], tail: Sequence[str]) -> str:
         )
     if "No space left" in text:
         return "free disk space (torch CUDA wheels need several GB), then retry"
-    if "Connection" in text or "Max retries" in text or "timed out" in text:
-        return "the index could not be reached: check the network or proxy, or use a mirror"
     return f"rerun the command to see its full output: {shlex.join(argv)}"
 
 
@@ -180,9 +215,10 @@ def confirm_replace(
     ask: Callable[[str], str] = input,
 ) -> None:
     """Replacing an installed torch build needs a yes: typed on a terminal, or `--yes`."""
-    if plan.replaces is None or yes:
+    replaced = ", ".join(item for item in (plan.replaces, plan.upgrades) if item)
+    if not replaced or yes:
         return
-    change = f"replace {plan.replaces} in {python} with {' '.join(plan.packages)}"
+    change = f"replace {replaced} in {python} with {' '.join(plan.packages)}"
     if not interactive:
         raise EnvsetupError(
             f"this would {change}, and there is no terminal to ask for confirmation",

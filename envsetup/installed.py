@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from envsetup.errors import EnvsetupError
+from envsetup.errors import EnvsetupError, UsageError
 from envsetup.interpreter import PYTHON_TAG, reported_json, run_script
 from envsetup.plan import TORCH_FAMILY
 
@@ -58,7 +58,7 @@ def _scan(path: list[str]) -> dict[str, str]:
 
 def interpreter_facts(python: str, *, timeout: float = 30.0) -> tuple[str, dict[str, str]]:
     """("3.11" or "3.13t", installed torch-family versions) of another interpreter."""
-    not_found = EnvsetupError(
+    not_found = UsageError(  # a path the user typed: bad input, exit 2
         f"interpreter {python!r} was not found",
         hint="pass the path of the target environment's python",
     )

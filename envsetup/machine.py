@@ -98,7 +98,7 @@ class Evidence:
     """Where one fact came from and how long it took to learn it."""
 
     fact: str
-    value: str | None
+    value: str | int | float | bool | None  # JSON keeps the type: `false`, not "False"
     source: str
     ms: float
 

@@ -323,7 +323,9 @@ def _cuda(text: str) -> str | None:
 
 # --- default table ---------------------------------------------------------------------------
 
-_TABLE_HEADER = re.compile(r"NVIDIA-SMI[ \t]+[0-9.]+[ \t]+(?:Driver|KMD)[ \t]+Version[ \t]*:")
+# A web page or a chat client may break the header line after each field ("NVIDIA-SMI 517.00"
+# / "Driver Version: 517.00" / "CUDA Version: 11.7"): line breaks and box marks count as spaces.
+_TABLE_HEADER = re.compile(r"NVIDIA-SMI[ \t]+[0-9.]+[\s|]+(?:Driver|KMD)[ \t]+Version[ \t]*:")
 _GPU_ROW_END = ("On", "Off", "WDDM", "TCC", "MCDM", "N/A", "ERR!")
 
 
@@ -351,11 +353,15 @@ def _read_table(text: str, lines: list[str]) -> SmiReport | None:
             mig = _table_mig(cell, following)
             if mig is not None:
                 migs.append(mig)
-    if not header and not gpus:
+    if not header and not gpus and not migs:
         return None
+    if not gpus:
+        # Only the "MIG devices" table was pasted: its rows still say which GPUs are
+        # partitioned (MIG on), though not their names or compute capabilities.
+        gpus = [Gpu(index=index, mig_enabled=True) for index in sorted({i for i, _ in migs})]
     # nvidia-smi prints "No devices were found" instead of an empty table, so a header
     # without GPU rows is a cut-off output (or a crash, as WSL's segfaulting nvidia-smi).
-    cut = () if gpus else (_unparseable(_TABLE_CUT),)
+    cut = () if gpus or not header else (_unparseable(_TABLE_CUT),)
     return SmiReport(
         "table",
         driver_version=_driver(text),
@@ -785,8 +791,9 @@ _FAILURES: tuple[tuple[str, str, str, str], ...] = (
     ),
     (
         "no_driver",
-        r"couldn't communicate with the NVIDIA driver|NVML: Driver Not Loaded"
-        r"|couldn't find libnvidia-ml",
+        # any apostrophe a paste carries (typographic, backtick, acute), wrapped anywhere
+        r"couldn['\u2018\u2019`\u00b4]?t\s+communicate\s+with\s+the\s+NVIDIA\s+driver"
+        r"|NVML: Driver Not Loaded|couldn['\u2018\u2019`\u00b4]?t\s+find\s+libnvidia-ml",
         "nvidia-smi could not talk to the NVIDIA driver: none is loaded",
         _NO_DRIVER_HINT,
     ),
@@ -876,4 +883,40 @@ _XML_BROKEN = "the nvidia-smi XML output is malformed or cut off ({exc})"
 _UNPARSEABLE_HINT = (
     "Paste the complete, unedited output of `nvidia-smi` (or `nvidia-smi -q`), or set "
     "ENVSETUP_CUDA_DRIVER_VERSION to the driver version."
+)
+
+
+# --- the pasted machine's operating system ----------------------------------------------------
+
+#: (os, wsl, pattern, what it is), first match wins: WSL before Windows, since WSL runs the
+#: Windows driver and its paste may show Windows paths too.
+_PLATFORM_MARKERS: tuple[tuple[str, bool, str, str], ...] = (
+    ("linux", True, r"/usr/lib/wsl/|microsoft-standard-WSL|\bWSL2?\b", "a WSL marker"),
+    ("windows", False, r"\b(?:WDDM|TCC|MCDM)\b", "a Windows driver model"),
+    ("windows", False, r"[A-Za-z]:\\(?:Windows|Program Files)\\|nvidia-smi\.exe", "a Windows path"),
+    ("windows", False, r"is not recognized as an internal or external command", "cmd.exe's error"),
+    ("freebsd", False, r"\bFreeBSD\b", "FreeBSD named"),
+)
+
+
+def pasted_os(text: str) -> tuple[str, bool, str] | None:
+    """(os, wsl, why) of the machine a pasted output comes from, when the text shows it: a
+    support paste is planned for the machine it describes, not for the one reading it."""
+    text = str(text)[:MAX_CHARS]
+    for os_name, wsl, pattern, what in _PLATFORM_MARKERS:
+        match = re.search(pattern, text)
+        if match is None:
+            continue
+        why = f"{what}: {match.group(0)!r}"
+        if os_name == "windows" and _POSIX_PROMPT.search(text):
+            # WSL's nvidia-smi reports the Windows driver's model, but from a Linux shell.
+            return "linux", True, f"{why} under a POSIX shell prompt (WSL)"
+        return os_name, wsl, why
+    return None
+
+
+#: "$ nvidia-smi", "me@box:~$ nvidia-smi", "root@box:/# nvidia-smi"; a bare "# nvidia-smi" is a
+#: comment (scripts, MATLAB, PowerShell), not a prompt.
+_POSIX_PROMPT = re.compile(
+    r"(?m)^(?:[^\s<|]*@[^\s<|]*[^\n<|]*[$#]|[^\n<|#$]*\$)[ \t]*(?:sudo[ \t]+)?nvidia-smi\b(?!\.exe)"
 )

@@ -58,6 +58,9 @@ class Plan:
     pre: bool = False  # nightly/test channels need --pre
     find_links: str | None = None  # flat mirror directory instead of an index
     replaces: str | None = None  # the torch build already installed that this plan replaces
+    # installed versions of the plan's own build that it moves to another version: a plain
+    # upgrade (or downgrade), no forced reinstall, but still a change to confirm
+    upgrades: str | None = None
     reasons: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
     alternatives: tuple[str, ...] = ()
@@ -87,6 +90,7 @@ class Plan:
             "channel": self.channel,
             "pre": self.pre,
             "replaces": self.replaces,
+            "upgrades": self.upgrades,
             "reasons": list(self.reasons),
             "warnings": list(self.warnings),
             "alternatives": list(self.alternatives),

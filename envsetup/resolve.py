@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 from packaging.version import Version
 
@@ -285,7 +285,10 @@ def _context(
     reasons: list[str] = []
     if backend == "auto" and machine.backend_override:
         backend = machine.backend_override
-        reasons.append(f"backend {backend} forced by the environment (ENVSETUP_BACKEND or similar)")
+        from envsetup.probe.findings import source_of
+
+        source = source_of(machine.evidence, "backend_override", backend) or "the environment"
+        reasons.append(f"backend {backend} forced by {source}")
     elif backend != "auto":
         reasons.append(f"backend {backend} requested with --backend")
     forced: Variant | None = None
@@ -357,11 +360,23 @@ def _auto_target(machine: Machine, gpus: tuple[Gpu, ...], os_name: str, reasons:
         return "xpu"
     if machine.gpus and not gpus:
         reasons.append("no GPU is visible (CUDA_VISIBLE_DEVICES hides them all): CPU build")
-    elif machine.errors:
-        reasons.append("no GPU could be read (see the detection warnings): CPU build")
+    elif any(problem.kind != "not_found" for problem in machine.errors):
+        _refuse_unreadable(machine)
     else:
         reasons.append("no GPU found: CPU build")
     return "cpu"
+
+
+def _refuse_unreadable(machine: Machine) -> NoReturn:
+    """An NVIDIA stack that is there but cannot be read is not a CPU machine: planning the CPU
+    build would install the silent failure envsetup exists to prevent, so the user decides."""
+    problem = next(problem for problem in machine.errors if problem.kind != "not_found")
+    raise EnvsetupError(
+        f"an NVIDIA GPU or driver seems present but could not be read: {problem.message}",
+        hint=(f"{problem.hint} " if problem.hint else "")
+        + "Or say what to plan for: --driver VERSION (or ENVSETUP_CUDA_DRIVER_VERSION) for a "
+        "CUDA build, --backend cpu for the CPU build",
+    )
 
 
 def _driver_max_cuda(machine: Machine, matrices: Matrices) -> tuple[str | None, str | None]:
@@ -936,7 +951,7 @@ def _unconfirmed(context: _Context, release: Release) -> list[str]:
         return []
     return [
         f"torch {release.version}: {', '.join(fields)} not confirmed by a primary source "
-        "(matrices/torch.toml)"
+        f"(envsetup's torch.toml data; `envsetup matrix --torch {release.version}` shows it)"
     ]
 
 
@@ -962,6 +977,7 @@ def _with_installed(plan: Plan, installed: dict[str, str], matrices: Matrices) -
     default = None if release is None else release.pypi_default.get(plan.platform)
     differing = []
     same = []
+    upgraded = []
     for pin in plan.packages:
         name, _, wanted = pin.partition("==")
         have = installed.get(name)
@@ -969,18 +985,30 @@ def _with_installed(plan: Plan, installed: dict[str, str], matrices: Matrices) -
             continue
         if wanted and _same_build(plan, Version(have), Version(wanted), default):
             same.append(f"{name} {have}")
+        elif wanted and name == "torch" and _same_variant(plan, Version(have), matrices):
+            upgraded.append(f"{name}=={have}")
+        elif wanted and upgraded and Version(have).local == Version(installed["torch"]).local:
+            upgraded.append(f"{name}=={have}")  # a companion built like torch follows it
         else:
             differing.append(f"{name}=={have}")
     reasons = list(plan.reasons)
     if same:
         reasons.append("already installed: " + ", ".join(same))
+    if upgraded:
+        # The installer moves between versions of one build on its own; forcing a reinstall
+        # would reinstall every dependency too.
+        reasons.append(
+            "upgrades " + ", ".join(upgraded) + " installed in the target environment "
+            "(the same build: a plain upgrade, no forced reinstall)"
+        )
+    upgrades = ", ".join(upgraded) or None
     if not differing:
-        return replace(plan, reasons=tuple(reasons))
+        return replace(plan, upgrades=upgrades, reasons=tuple(reasons))
     reasons.append(
         "replaces " + ", ".join(differing) + " installed in the target environment "
         "(a different build; the commands force the reinstall)"
     )
-    return replace(plan, replaces=", ".join(differing), reasons=tuple(reasons))
+    return replace(plan, replaces=", ".join(differing), upgrades=upgrades, reasons=tuple(reasons))
 
 
 def _same_build(plan: Plan, have: Version, wanted: Version, pypi_default: str | None) -> bool:
@@ -990,6 +1018,18 @@ def _same_build(plan: Plan, have: Version, wanted: Version, pypi_default: str | 
     if plan.index_url is None and plan.find_links is None:
         return have.local is None
     return (have.local or pypi_default) == plan.variant
+
+
+def _same_variant(plan: Plan, have: Version, matrices: Matrices) -> bool:
+    """Whether an installed torch at another version is the plan's variant (2.13.0+cpu and
+    2.14.0+cpu); an untagged one is its own release's PyPI default."""
+    if plan.channel != "stable":
+        return False
+    if plan.index_url is None and plan.find_links is None:
+        return have.local is None
+    release = matrices.release(have.public) if have.local is None else None
+    label = have.local or (release.pypi_default.get(plan.platform) if release else None)
+    return label == plan.variant
 
 
 # --------------------------------------------------------------------------- matrices access

@@ -21,8 +21,15 @@ from hypothesis import settings
 
 DATA = Path(__file__).parent / "data"
 
-#: Variables that change the CLI's defaults; tests that need them set them explicitly.
-_USER_SETTINGS = ("ENVSETUP_ALLOW_INSECURE_INDEX", "ENVSETUP_INDEX_URL")
+#: Variables that change the CLI's defaults; tests that need them set them explicitly. An
+#: activated environment is one: it becomes the target of `plan`, `install` and `verify`.
+_USER_SETTINGS = (
+    "ENVSETUP_ALLOW_INSECURE_INDEX",
+    "ENVSETUP_INDEX_URL",
+    "VIRTUAL_ENV",
+    "CONDA_PREFIX",
+    "CONDA_DEFAULT_ENV",
+)
 
 
 def pytest_configure(config: pytest.Config) -> None:

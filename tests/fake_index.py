@@ -368,7 +368,7 @@ def isolated_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
         key: value
         for key, value in os.environ.items()
         if not key.startswith(("PIP_", "UV_", "ENVSETUP_", "FAKE_TORCH_", "CUDA_VISIBLE"))
-        and key not in ("PYTHONPATH", "VIRTUAL_ENV")
+        and key not in ("PYTHONPATH", "VIRTUAL_ENV", "CONDA_PREFIX", "CONDA_DEFAULT_ENV")
     }
     if "ENVSETUP_CACHE_DIR" in os.environ:
         env["ENVSETUP_CACHE_DIR"] = os.environ["ENVSETUP_CACHE_DIR"]

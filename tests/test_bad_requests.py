@@ -82,13 +82,13 @@ CASES = [
     (["install", "--dry-run", *NO_GPU, "--torch", "9.9.9"], 1, "no torch release matches"),
     (["install", "--dry-run", *NO_GPU, "--index-url-base", "http://m.example"], 2,
      "--allow-insecure-index"),
-    (["install", "--dry-run", *NO_GPU, "--python", "/nonexistent/bin/python"], 1,
+    (["install", "--dry-run", *NO_GPU, "--python", "/nonexistent/bin/python"], 2,
      "'/nonexistent/bin/python' was not found"),
     (["install", "--dry-run", "--installer", "conda"], 2, "invalid choice: 'conda'"),
     # verify
     (["verify", "--expect", "torch==2.5.1;ls"], 2, "is not a torch requirement"),
     (["verify", "--expect-variant", "cu12x"], 2, "unknown variant 'cu12x'"),
-    (["verify", "--python", "/nonexistent/bin/python"], 1, "/nonexistent/bin/python"),
+    (["verify", "--python", "/nonexistent/bin/python"], 2, "/nonexistent/bin/python"),
     # matrix
     (["matrix", "--torch", "<<2"], 2, "--torch"),
     (["matrix", "--variant", "cu1;ls"], 2, "is not a variant name"),
@@ -118,7 +118,7 @@ def test_venv_with_an_impossible_request_creates_nothing(
         (["--torch", "9.9.9"], 1),
         (["--index-url-base", "http://m.example/whl"], 2),
         (["--torch", "2.5.1;rm -rf ~"], 2),
-        (["--python", "/nonexistent/bin/python"], 1),
+        (["--python", "/nonexistent/bin/python"], 2),
     ):
         code, _, err = run_cli(capsys, ["venv", str(tmp_path / "env"), *NO_GPU, *argv])
         assert code == expected, err
@@ -251,7 +251,8 @@ def test_venv_path_with_metacharacters_is_built_and_its_activation_line_is_quote
         "--index-url-base", index.url, "--allow-insecure-index", env=isolated_env(),
     )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
-    line = result.stdout.split("activate it with: ", 1)[1].splitlines()[0]
+    assert "activate it with:" in result.stderr
+    line = result.stdout.strip()  # stdout holds only the activation line
     shown = subprocess.run(
         ["sh", "-c", f'{line} && python -c "import sys; print(sys.prefix)"'],
         cwd=tmp_path,

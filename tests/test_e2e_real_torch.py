@@ -26,7 +26,9 @@ def wheelhouse() -> Path:
     if not value:
         pytest.skip(
             "ENVSETUP_TEST_WHEELHOUSE is not set: fill one with "
-            f"`python -m pip download torch=={TORCH} -d .cache/wheelhouse` and point it there"
+            f"`python -m pip download torch=={TORCH}+cpu --index-url "
+            "https://download.pytorch.org/whl/cpu -d .cache/wheelhouse` (the CPU build; PyPI's "
+            "is the multi-GB CUDA one) and point it there"
         )
     found = list(Path(value).glob(f"torch-{TORCH}+cpu-cp311-*.whl"))
     if not found:

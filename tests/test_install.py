@@ -94,11 +94,13 @@ def test_install_with_uv_streams_output_and_verifies(
         "torchvision", *flags(index), env=env,
     )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
-    lines = result.stdout.splitlines()
+    lines = result.stderr.splitlines()
     assert lines[0] == (
-        f"envsetup: installing torch==2.5.1+cpu torchvision==0.20.1+cpu from {index.url}/cpu"
+        f"envsetup: installing torch==2.5.1+cpu torchvision==0.20.1+cpu from {index.url}/cpu "
+        f"into {uv_env} (--python)"
     )
-    assert " + torchvision==0.20.1+cpu" in lines  # uv's own output came through
+    assert " + torchvision==0.20.1+cpu" in lines  # uv's own output came through, on stderr
+    assert result.stdout.startswith(f"verify {uv_env}")  # stdout: only the report
     assert "all 7 checks passed" in result.stdout
     assert torch_version(uv_env, env) == "2.5.1+cpu"
 
@@ -112,7 +114,7 @@ def test_install_with_pip_into_a_stdlib_venv(
     result = run_envsetup("install", "--python", str(python), "--torch", "2.5.1",
                           *flags(index), env=env)  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "Successfully installed torch-2.5.1+cpu" in result.stdout
+    assert "Successfully installed torch-2.5.1+cpu" in result.stderr
     assert "ok    expect" in result.stdout
     assert torch_version(python, env) == "2.5.1+cpu"
 
@@ -132,8 +134,9 @@ def test_replacing_a_build_needs_yes_when_not_interactive(
     assert torch_version(uv_env, env) == "2.5.0+cpu"
     replaced = run_envsetup(*common, "--torch", "2.5.1", "--yes", env=env)
     assert replaced.returncode == 0, replaced.stderr
-    assert "replaces torch==2.5.0+cpu" in replaced.stdout
-    assert "--reinstall torch==2.5.1+cpu" in replaced.stdout
+    # The same build at another version: a plain upgrade, not a forced reinstall of everything.
+    assert "upgrades torch==2.5.0+cpu installed in the target environment" in replaced.stderr
+    assert " pip install --python " in replaced.stderr and "--reinstall" not in replaced.stderr
     assert torch_version(uv_env, env) == "2.5.1+cpu"
 
 
@@ -159,22 +162,27 @@ def test_replacing_a_build_asks_on_a_terminal(
     stdout, stderr = process.communicate(timeout=120)
     os.close(controller)
     assert process.returncode == code, stdout + stderr
-    assert "Replace torch==2.5.0+cpu in" in stdout and "[y/N]" in stdout
+    assert "Replace torch==2.5.0+cpu in" in stdout + stderr and "[y/N]" in stdout + stderr
     if answer == "n":
         assert "replacing the existing build was declined" in stderr
     assert torch_version(uv_env, env) == version
 
 
-def test_missing_wheel_is_a_clear_failure_with_the_installer_lines(
-    uv_env: Path, index: Served, env: dict[str, str]
+@pytest.mark.parametrize("quiet", [(), ("-q",)])
+def test_missing_wheel_is_a_clear_failure_with_the_installer_lines_once(
+    uv_env: Path, index: Served, env: dict[str, str], quiet: tuple[str, ...]
 ) -> None:
+    """Streamed, the installer's lines are above the error; with -q only the error quotes them.
+    Either way each is printed once (it used to be streamed, then quoted again)."""
     result = run_envsetup(
         "install", "--python", str(uv_env), "--installer", "uv", "--torch", "2.5.0", "--with",
-        "torchaudio", *flags(index), env=env,
+        "torchaudio", *flags(index), *quiet, env=env,
     )  # fmt: skip
     assert result.returncode == 1
     assert "step 'install' failed" in result.stderr
-    assert "torchaudio" in result.stderr and "    | " in result.stderr
+    assert result.stderr.count("No solution found when resolving") == 1, result.stderr
+    assert ("    | " in result.stderr) == bool(quiet)
+    assert ("its output is above" in result.stderr) != bool(quiet)
     assert "hint: the index has no wheel matching" in result.stderr
     assert "Traceback" not in result.stderr
     assert torch_version(uv_env, env) is None

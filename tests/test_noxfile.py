@@ -195,7 +195,8 @@ def test_gpu_cell_without_the_gpu_skips_fails_or_checks_the_build(
 @pytest.mark.skipif(
     not os.environ.get("ENVSETUP_TEST_WHEELHOUSE"),
     reason="set ENVSETUP_TEST_WHEELHOUSE to a directory from "
-    "`pip download torch==2.13.0 -d DIR` to run the real CPU torch cell",
+    "`pip download torch==2.13.0+cpu --index-url https://download.pytorch.org/whl/cpu -d DIR` "
+    "to run the real CPU torch cell",
 )
 @pytest.mark.skipif(not shutil.which("python3.11"), reason="the real torch cell needs Python 3.11")
 def test_real_cpu_torch_cell_from_a_local_mirror(support: Path, tmp_path: Path) -> None:

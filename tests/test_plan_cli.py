@@ -20,6 +20,7 @@ NEWEST = load().releases[-1].torch
 NVIDIA_SMI = Path(__file__).parent / "data" / "nvidia-smi"
 AMPERE = ["--driver", "535.104.05", "--cuda", "12.2", "--compute-cap", "8.6"]
 TARGET = ["--platform", "linux-x86_64", "--python", "3.11"]
+PIP = ["--installer", "pip"]  # the default, auto, picks uv where it is on PATH
 
 
 def run_plan(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -29,16 +30,18 @@ def run_plan(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, 
 
 
 def test_human_output_puts_the_command_first(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run_plan(capsys, *AMPERE, *TARGET, "--torch", "2.5.1", "--with", "torchvision")
+    code, out, err = run_plan(
+        capsys, *AMPERE, *TARGET, *PIP, "--torch", "2.5.1", "--with", "torchvision"
+    )
     assert code == 0
-    lines = out.splitlines()
-    assert shlex.split(lines[0]) == [
+    assert [shlex.split(line) for line in out.splitlines()] == [[
         "python", "-m", "pip", "install", "--index-url", "https://download.pytorch.org/whl/cu121",
         "torch==2.5.1+cu121", "torchvision==0.20.1+cu121",
-    ]  # fmt: skip
-    assert lines[2] == "why:"
+    ]]  # fmt: skip
+    lines = err.splitlines()
+    assert lines[0] == "target: 3.11 (--python)"
     assert "  - cu121 is the newest torch 2.5.1 variant ≤ 12.2 whose wheels include sm_86" in lines
-    assert out.index("why:") < out.index("alternatives:")
+    assert err.index("why:") < err.index("alternatives:")
 
 
 def test_json_document(capsys: pytest.CaptureFixture[str]) -> None:
@@ -72,19 +75,21 @@ def test_json_document(capsys: pytest.CaptureFixture[str]) -> None:
 def test_every_installer(
     capsys: pytest.CaptureFixture[str], installer: str, fragment: str, follow_up: str | None
 ) -> None:
-    code, out, _ = run_plan(capsys, *AMPERE, *TARGET, "--torch", "2.5.1", "--installer", installer)
+    code, out, err = run_plan(
+        capsys, *AMPERE, *TARGET, "--torch", "2.5.1", "--installer", installer
+    )
     assert code == 0
     assert fragment in out
     if follow_up:
-        assert follow_up in out
+        assert follow_up in err and follow_up not in out
     assert "extra-index" not in out
 
 
 def test_shells(capsys: pytest.CaptureFixture[str]) -> None:
     mirror = ["--index-url-base", "https://mirror.example/it's&co/whl"]
-    _, out, _ = run_plan(capsys, "--gpu", "none", *TARGET, *mirror, "--shell", "powershell")
+    _, out, _ = run_plan(capsys, "--gpu", "none", *TARGET, *PIP, *mirror, "--shell", "powershell")
     assert f"--index-url 'https://mirror.example/it''s&co/whl/cpu' torch=={NEWEST}+cpu" in out
-    _, out, _ = run_plan(capsys, "--gpu", "none", *TARGET, *mirror, "--shell", "cmd")
+    _, out, _ = run_plan(capsys, "--gpu", "none", *TARGET, *PIP, *mirror, "--shell", "cmd")
     assert f'--index-url "https://mirror.example/it\'s&co/whl/cpu" torch=={NEWEST}+cpu' in out
 
 
@@ -151,13 +156,21 @@ def test_target_interpreter_with_another_build_is_replaced(
     info = site / "torch-2.4.0+cu118.dist-info"
     info.mkdir()
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: torch\nVersion: 2.4.0+cu118\n")
-    code, out, _ = run_plan(
-        capsys, *AMPERE, "--platform", "linux-x86_64", "--python", str(python), "--torch", "2.5.1"
+    code, out, err = run_plan(
+        capsys,
+        *AMPERE,
+        *PIP,
+        "--platform",
+        "linux-x86_64",
+        "--python",
+        str(python),
+        "--torch",
+        "2.5.1",
     )
     assert code == 0
     argv = shlex.split(out.splitlines()[0])
     assert "--force-reinstall" in argv and argv[-1] == "torch==2.5.1+cu121"
-    assert "replaces torch==2.4.0+cu118 installed in the target environment" in out
+    assert "replaces torch==2.4.0+cu118 installed in the target environment" in err
 
 
 def _cli(*argv: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -189,7 +202,7 @@ def test_live_detection_never_imports_torch_and_honours_overrides() -> None:
 
 
 def test_bare_envsetup_runs_plan() -> None:
-    result = _cli("--gpu", "none", "--platform", "macos-arm64", "--python", "3.12")
+    result = _cli("--gpu", "none", "--platform", "macos-arm64", "--python", "3.12", *PIP)
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[0] == f"python -m pip install torch=={NEWEST}"
 

@@ -172,7 +172,7 @@ def test_an_inherited_package_source_never_supplies_torch(
         env=isolated_env({variable: f"{bad.url}{where}"}),
     )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
-    assert f"envsetup: ignoring {variable}" in result.stdout
+    assert f"envsetup: ignoring {variable}" in result.stderr
     assert bad.requests == []
     check = subprocess.run(
         [str(target / "bin" / "python"), "-c", "import torch; print(hasattr(torch, 'EVIL'))"],

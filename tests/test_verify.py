@@ -362,7 +362,7 @@ def test_cli_bad_expectations_are_usage_errors(args: list[str], message: str) ->
 def test_cli_missing_interpreter_is_a_clear_failure(tmp_path: Path) -> None:
     missing = tmp_path / "nowhere" / "python"
     result = run_envsetup("verify", "--gpu", "none", "--python", str(missing), env=isolated_env())
-    assert result.returncode == 1
+    assert result.returncode == 2  # a path the user typed: bad input
     assert "not found" in result.stderr or "no interpreter" in result.stderr
     assert "Traceback" not in result.stderr
 

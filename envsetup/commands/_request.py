@@ -63,7 +63,8 @@ def add_machine_arguments(parser: argparse.ArgumentParser) -> None:
         default=[],
         help="a folder of such files, one or more nodes each",
     )
-    parser.set_defaults(platform=None)  # installing happens here: the platform is this one
+    # installing happens here: the platform is this one (`plan` infers a paste's instead)
+    parser.set_defaults(platform=None, paste_platform=False)
 
 
 #: Flags that describe another machine; any of them turns live detection off.
@@ -84,8 +85,19 @@ def add_request_arguments(parser: argparse.ArgumentParser) -> None:
     request.add_argument(
         "--backend", default="auto", help="auto, cpu, cuda, cuXYZ, rocm, rocmX.Y or xpu"
     )
-    request.add_argument("--policy", choices=("compat", "strict"), default="compat")
-    request.add_argument("--channel", choices=("stable", "test", "nightly"), default="stable")
+    request.add_argument(
+        "--policy",
+        choices=("compat", "strict"),
+        default="compat",
+        help="compat (default): a CUDA build newer than the driver's maximum is allowed within "
+        "its major (minor-version compatibility); strict: only builds <= that maximum",
+    )
+    request.add_argument(
+        "--channel",
+        choices=("stable", "test", "nightly"),
+        default="stable",
+        help="stable (default) releases, test (release candidates) or nightly builds",
+    )
     request.add_argument(
         "--index-url-base",
         metavar="URL",
@@ -207,7 +219,10 @@ def _described(args: argparse.Namespace, python: str | None) -> Machine:
         return Machine(platform=platform)
     machine = Machine(platform=platform)
     if args.nvidia_smi_output is not None:
-        machine = _from_smi(args.nvidia_smi_output, platform)
+        inferred = args.paste_platform and args.platform is None
+        machine = _from_smi(args.nvidia_smi_output, None if inferred else platform)
+        if inferred and python is not None:
+            machine = replace(machine, platform=replace(machine.platform, python=python))
     driver, cuda, gpus = machine.driver_version, machine.cuda_version, machine.gpus
     try:
         if args.driver is not None:
@@ -225,7 +240,7 @@ def _described(args: argparse.Namespace, python: str | None) -> Machine:
     return replace(machine, driver_version=driver, cuda_version=cuda, gpus=gpus)
 
 
-def _from_smi(path: str, platform: Platform) -> Machine:
+def _from_smi(path: str, platform: Platform | None) -> Machine:
     from envsetup.detect import machine_from_saved_output
 
     return machine_from_saved_output(path, platform=platform)

@@ -7,7 +7,7 @@ import argparse
 import json
 from collections.abc import Iterator
 
-from envsetup.machine import Gpu, Machine
+from envsetup.machine import Gpu, Machine, Platform
 from envsetup.probe.findings import source_of
 from envsetup.terminal import printable
 
@@ -33,6 +33,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "instead of probing this one",
     )
     parser.add_argument(
+        "--platform",
+        metavar="OS-ARCH",
+        help="the pasted machine's platform (linux-x86_64, windows-amd64, ...; default: the "
+        "one the paste shows, else this machine's)",
+    )
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help="also show how long each probe took"
+    )
+    parser.add_argument(
         "--timeout",
         type=_seconds,
         default=5.0,
@@ -45,7 +54,9 @@ def run(args: argparse.Namespace) -> int:
     if args.nvidia_smi_output is not None:
         from envsetup.detect import machine_from_saved_output
 
-        machine = machine_from_saved_output(args.nvidia_smi_output)
+        machine = machine_from_saved_output(
+            args.nvidia_smi_output, platform=_platform(args.platform)
+        )
     else:
         from envsetup.detect import detect
 
@@ -53,8 +64,22 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(machine.to_json(), indent=2))
     else:
-        print(printable("\n".join(summary(machine))))
+        print(printable("\n".join(summary(machine, verbose=args.verbose))))
     return 0
+
+
+def _platform(value: str | None) -> Platform | None:
+    """`--platform` for a paste: checked here, so plain `detect` never loads the matrices."""
+    if value is None:
+        return None
+    from envsetup.errors import UsageError
+    from envsetup.matrices import PLATFORMS
+    from envsetup.probe.host import python_tag
+
+    if value not in PLATFORMS:
+        raise UsageError(f"--platform {value!r}: expected one of {', '.join(PLATFORMS)}")
+    os_name, _, arch = value.partition("-")
+    return Platform(os=os_name, arch=arch, python=python_tag())
 
 
 def _from(machine: Machine, fact: str, value: object) -> str:
@@ -75,13 +100,13 @@ def _gpu_line(gpu: Gpu) -> str:
     return f"{'GPU ' + str(gpu.index):<12}" + ", ".join(parts)
 
 
-def summary(machine: Machine) -> Iterator[str]:
+def summary(machine: Machine, *, verbose: bool = False) -> Iterator[str]:
     """The human report: facts first, then where they came from, then what looks wrong."""
     platform = machine.platform
     described = f"{platform.key}, Python {platform.python}"
     described += f", {platform.libc}" if platform.libc else ""
     described += ", WSL" if platform.wsl else ""
-    yield f"platform    {described}"
+    yield f"platform    {described}" + _from(machine, "platform", platform.key)
     if machine.driver_version:
         yield (
             f"driver      NVIDIA {machine.driver_version}"
@@ -118,7 +143,7 @@ def summary(machine: Machine) -> Iterator[str]:
     costs: dict[str, float] = {}
     for item in machine.evidence:
         costs.setdefault(item.source, item.ms)
-    if costs:
+    if costs and verbose:
         yield "probes      " + "; ".join(f"{source} {ms:.2f} ms" for source, ms in costs.items())
     for warning in machine.warnings:
         yield f"warning:    {warning}"

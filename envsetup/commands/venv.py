@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import sys
 from pathlib import Path
 
+from envsetup.commands._output import add_output_arguments, emit, note
 from envsetup.commands._request import (
     add_machine_arguments,
     add_request_arguments,
     machine_from_args,
     request_from_args,
 )
-from envsetup.commands.install import add_installer_argument, announce
+from envsetup.commands.install import add_installer_argument, announce, installer_output
 from envsetup.errors import UsageError
-from envsetup.terminal import printable
 
 HELP = "Create a virtual environment with the right torch build, verified (all or nothing)."
 
@@ -33,6 +34,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="replace an existing environment at PATH (kept until the new one is verified)",
     )
+    add_output_arguments(parser)
     add_request_arguments(parser)
     add_machine_arguments(parser)
 
@@ -57,6 +59,7 @@ def base_interpreter(value: str | None, installer: str) -> str:
 def run(args: argparse.Namespace) -> int:
     from envsetup.commands.verify import human
     from envsetup.install import interruptible
+    from envsetup.install_args import choose_installer
     from envsetup.installed import interpreter_facts
     from envsetup.matrices import PYTHON_RE
     from envsetup.resolve import resolve
@@ -65,20 +68,34 @@ def run(args: argparse.Namespace) -> int:
     path = Path(args.path)
     check_target(path, force=args.force)  # before any probing: refuse early and cheaply
     request = request_from_args(args)
-    base = base_interpreter(args.python, args.installer)
+    installer = choose_installer(args.installer)
+    base = base_interpreter(args.python, installer)
     version = base if PYTHON_RE.fullmatch(base) else interpreter_facts(base)[0]
     machine, _ = machine_from_args(args, version)
     plan = resolve(machine, request)  # a fresh environment: nothing installed to replace
-    announce(plan)
-    with interruptible():
+    announce(args, plan, str(path))
+    with interruptible(), installer_output(args) as out:
         result = create_venv(
             path,
             plan,
             base_python=base,
-            installer=args.installer,
+            installer=installer,
             force=args.force,
             machine=machine,
+            out=out,
         )
-    print(printable(human(result.report)))
-    print(f"\nenvironment ready: {result.path}\nactivate it with: {activation_line(result.path)}")
+    activate = activation_line(result.path)
+    if args.json:
+        document = {
+            "path": str(result.path),
+            "activate": activate,
+            "installer": installer,
+            "plan": plan.to_json(),
+            "verify": result.report.to_json(),
+        }
+        emit(args, json.dumps(document, indent=2, ensure_ascii=False))
+        return 0
+    # The activation line is the artefact: `eval "$(envsetup venv .venv -q)"` activates it.
+    note(args, human(result.report), f"\nenvironment ready: {result.path}", "activate it with:")
+    emit(args, activate)
     return 0

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from typing import Any
 
+from envsetup.commands._output import add_output_arguments, emit, note
 from envsetup.commands._request import add_machine_arguments, machine_from_args
 from envsetup.terminal import printable
 from envsetup.verify import Expectation, VerifyReport, verify
@@ -16,7 +16,10 @@ HELP = "Check that torch in an environment imports, fits this machine and comput
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--python", metavar="PATH", help="interpreter of the environment (default: this one)"
+        "--python",
+        metavar="PATH",
+        help="interpreter of the environment (default: the active virtual or conda "
+        "environment, else envsetup's own unless that is a pipx/uv tool environment)",
     )
     parser.add_argument(
         "--expect", metavar="REQ", help="the torch that should be there: torch==2.5.1"
@@ -30,7 +33,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="measure host<->device bandwidth and matmul throughput (device vs CPU)",
     )
-    parser.add_argument("--json", action="store_true", help="one JSON document on stdout")
+    add_output_arguments(parser)
     parser.add_argument(
         "--merge",
         nargs="+",
@@ -46,18 +49,26 @@ def run(args: argparse.Namespace) -> int:
 
         merged = merge(args.merge)
         text = json.dumps(merged_json(merged), indent=2, ensure_ascii=False)
-        print(text if args.json else merged_human(merged))
+        emit(args, text if args.json else printable(merged_human(merged)))
         return 0 if merged.ok else 1
+    from envsetup.target import find_target
+
     expect = Expectation.parse(args.expect, args.expect_variant)
-    python = args.python or sys.executable
-    machine, _ = machine_from_args(args, args.python)
+    target = find_target(args.python)
+    machine, _ = machine_from_args(args, target.probe)
     report = verify(
-        python, machine=machine, expect=expect, require_gpu=args.require_gpu, bench=args.bench
+        target.python,
+        machine=machine,
+        expect=expect,
+        require_gpu=args.require_gpu,
+        bench=args.bench,
     )
     if args.json:
-        print(json.dumps(report.to_json(), indent=2, ensure_ascii=False))
+        document = {**report.to_json(), "target": target.to_json()}
+        emit(args, json.dumps(document, indent=2, ensure_ascii=False))
     else:
-        print(printable(human(report)))
+        note(args, f"target: {target.describe()}")
+        emit(args, printable(human(report)))
     return 0 if report.ok else 1
 
 

@@ -24,8 +24,8 @@ class Findings:
     def record(self, fact: str, value: object, source: str, started: float) -> None:
         """Note one fact (None when the source had nothing) and the time since `started`."""
         ms = round((time.perf_counter() - started) * 1000, 3)
-        text = None if value is None else str(value)
-        self.evidence.append(Evidence(fact=fact, value=text, source=source, ms=ms))
+        kept = value if value is None or isinstance(value, (str, int, float, bool)) else str(value)
+        self.evidence.append(Evidence(fact=fact, value=kept, source=source, ms=ms))
 
     def warn(self, message: str) -> None:
         if message not in self.warnings:
@@ -41,6 +41,6 @@ def source_of(evidence: Sequence[Evidence], fact: str, value: object) -> str | N
     """The first source that reported `value` for `fact` (what the summary shows)."""
     text = None if value is None else str(value)
     for item in evidence:
-        if item.fact == fact and item.value == text:
+        if item.fact == fact and (None if item.value is None else str(item.value)) == text:
             return item.source
     return None
