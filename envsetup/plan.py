@@ -42,6 +42,16 @@ class Request:
 
 
 @dataclass(frozen=True)
+class Fact:
+    """One fact from `matrices/` a plan rests on, and whether a primary source confirms it."""
+
+    fact: str  # "arch list of torch 2.10.0 cu128 on linux-x86_64"
+    value: str  # "sm_70 sm_75 ... sm_120"
+    source: str  # the row's source URL
+    confirmed: bool
+
+
+@dataclass(frozen=True)
 class Plan:
     """The exact wheels to install, where from, and why."""
 
@@ -59,6 +69,7 @@ class Plan:
     reasons: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
     alternatives: tuple[str, ...] = ()
+    facts: tuple[Fact, ...] = ()  # what the choice rests on, confirmed or inferred
 
     @property
     def source(self) -> str:
@@ -82,4 +93,13 @@ class Plan:
             "reasons": list(self.reasons),
             "warnings": list(self.warnings),
             "alternatives": list(self.alternatives),
+            "facts": [
+                {
+                    "fact": fact.fact,
+                    "value": fact.value,
+                    "source": fact.source,
+                    "confirmed": fact.confirmed,
+                }
+                for fact in self.facts
+            ],
         }
