@@ -39,6 +39,11 @@ class Request:
     index_url_base: str = PYTORCH_INDEX_BASE
     find_links_base: str | None = None
     allow_insecure_index: bool = False
+    #: torch-family specifiers from the user's files: (name, specifier, origin "req.txt:3")
+    constraints: tuple[tuple[str, str, str], ...] = ()
+    #: install arguments for the rest of the user's requirements, one tuple per command
+    follow_up: tuple[tuple[str, ...], ...] = ()
+    user_notes: tuple[str, ...] = ()  # what was ignored in those files, and why
 
 
 @dataclass(frozen=True)
@@ -70,6 +75,9 @@ class Plan:
     warnings: tuple[str, ...] = ()
     alternatives: tuple[str, ...] = ()
     facts: tuple[Fact, ...] = ()  # what the choice rests on, confirmed or inferred
+    #: after the torch family: install the rest of the user's requirements from their own
+    #: sources (`-r requirements.txt`, `-e DIR[group]`), one argument tuple per command
+    follow_up: tuple[tuple[str, ...], ...] = ()
 
     @property
     def source(self) -> str:
@@ -93,6 +101,7 @@ class Plan:
             "reasons": list(self.reasons),
             "warnings": list(self.warnings),
             "alternatives": list(self.alternatives),
+            "follow_up": [list(args) for args in self.follow_up],
             "facts": [
                 {
                     "fact": fact.fact,

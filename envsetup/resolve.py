@@ -237,6 +237,7 @@ def resolve(
         matrices = load()
     spec = torch_pin(request.torch)
     companions: dict[str, SpecifierSet | None] = {**parse_companions(request.with_)}
+    spec = _user_constraints(request, spec, companions)
     base = _check_url(request.index_url_base, "--index-url-base", request.allow_insecure_index)
     links = (
         None
@@ -257,7 +258,39 @@ def resolve(
         plan = _channel_plan(context, spec, {**companions, **dict.fromkeys(context.installed)})
     else:
         plan = _stable_plan(context, spec, companions)
+    if request.constraints or request.follow_up:
+        said = [
+            f"{name}{specifier} ({origin}) constrains the choice"
+            for name, specifier, origin in request.constraints
+        ]
+        plan = replace(
+            plan,
+            reasons=(*plan.reasons, *said, *request.user_notes),
+            follow_up=request.follow_up,
+        )
     return _with_installed(plan, installed or {}, matrices)
+
+
+def _user_constraints(
+    request: Request, spec: SpecifierSet | None, companions: dict[str, SpecifierSet | None]
+) -> SpecifierSet | None:
+    """Fold the torch-family specifiers of the user's requirement files into the request:
+    torch's into the torch specifier, a companion's into `--with` (it is then pinned too)."""
+    if not request.constraints:
+        return spec  # keeps the usual plan free of the specifier grammar's import
+    from packaging.specifiers import InvalidSpecifier, SpecifierSet
+
+    for name, specifier, origin in request.constraints:
+        try:
+            wanted = SpecifierSet(specifier)
+        except InvalidSpecifier:
+            raise UsageError(f"{origin}: {name}{specifier} is not a valid specifier") from None
+        if name == "torch":
+            spec = wanted if spec is None else spec & wanted
+        elif name in COMPANIONS:
+            have = companions.get(name)
+            companions[name] = wanted if have is None else have & wanted
+    return spec or None
 
 
 def first_fit(
