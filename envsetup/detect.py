@@ -47,7 +47,7 @@ def detect(
     platform = current_platform(root, env, findings)
     nvidia = _Nvidia(root, env, platform, timeout, findings)
     nvidia.probe()
-    gpus = list(nvidia.gpus)
+    gpus = list(fill_capabilities(nvidia.gpus, findings))
     gpus.extend(
         _amd_gpus(
             root=root,
@@ -131,6 +131,8 @@ class _Nvidia:
             self._nvidia_smi(module_loaded)
         if self.cuda is None and self.driver is not None:
             self.cuda = derive_cuda(self.driver, self.platform.os, self.findings)
+        if module_loaded and not self.gpus and not self.findings.problems:
+            self.gpus = _pci_gpus(self.root, self.findings)
         if self.driver is not None and not self.gpus and not self.findings.problems:
             self.findings.warn(
                 f"NVIDIA driver {self.driver} is installed but no GPU could be listed "
@@ -304,6 +306,51 @@ def _record_capabilities(
         findings.record("compute_capability", ",".join(capabilities), source, started)
 
 
+def fill_capabilities(gpus: Sequence[Gpu], findings: Findings) -> tuple[Gpu, ...]:
+    """Fill each NVIDIA GPU's missing compute capability from its name (matrices/gpus.toml):
+    the one place pastes and every fallback path without NVML learn the arch from."""
+    from envsetup.gpu_table import fill_capabilities as from_table
+
+    started = now()
+    filled, found, unknown = from_table(gpus)
+    for line in found:
+        findings.record("compute_capability", line, "matrices/gpus.toml (GPU name)", started)
+    for message in unknown:
+        findings.warn(message)
+    return filled
+
+
+def _pci_gpus(root: Path, findings: Findings) -> tuple[Gpu, ...]:
+    """The driver is loaded but nothing lists the GPUs: their PCI ids still name the model."""
+    from envsetup.gpu_table import load_table
+    from envsetup.probe.nvidia import pci_devices
+
+    devices = pci_devices(root, findings)
+    if not devices:
+        return ()
+    table = load_table()
+    gpus = []
+    for index, (bus, device) in enumerate(devices):
+        model = table.by_pci(device)
+        if model is None:
+            findings.warn(
+                f"compute capability unknown for GPU [10de:{device:04x}] at {bus}; "
+                "pass --compute-cap"
+            )
+        gpus.append(
+            Gpu(
+                index=index,
+                name=None if model is None else model.names[0],
+                bus_id=bus,
+                compute_capability=None if model is None else model.cc,
+            )
+        )
+    started = now()
+    caps = ",".join(gpu.compute_capability or "?" for gpu in gpus)
+    findings.record("compute_capability", caps, "matrices/gpus.toml (PCI device id)", started)
+    return tuple(gpus)
+
+
 def derive_cuda(driver: str, os_name: str, findings: Findings) -> str | None:
     """The newest CUDA a driver supports, from NVIDIA's table in `matrices/` (when no source
     printed one: very old drivers, or only the kernel module's version is known)."""
@@ -463,6 +510,7 @@ def _machine_from_report(report: SmiReport, platform: Platform | None, text: str
     findings.record("cuda_version", report.cuda_version, source, started)
     findings.record("gpus", len(report.gpus), source, started)
     _record_capabilities(report.gpus, source, started, findings)
+    gpus = fill_capabilities(report.gpus, findings)
     target = platform or _pasted_platform(text, findings)
     driver, cuda = report.driver_version, report.cuda_version
     mismatch = any(problem.kind == "version_mismatch" for problem in report.problems)
@@ -480,7 +528,7 @@ def _machine_from_report(report: SmiReport, platform: Platform | None, text: str
         platform=target,
         driver_version=driver,
         cuda_version=cuda,
-        gpus=report.gpus,
+        gpus=gpus,
         evidence=tuple(findings.evidence),
         warnings=tuple(findings.warnings),
         errors=report.problems,

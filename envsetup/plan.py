@@ -41,6 +41,21 @@ class Request:
     index_url_base: str = PYTORCH_INDEX_BASE
     find_links_base: str | None = None
     allow_insecure_index: bool = False
+    #: torch-family specifiers from the user's files: (name, specifier, origin "req.txt:3")
+    constraints: tuple[tuple[str, str, str], ...] = ()
+    #: install arguments for the rest of the user's requirements, one tuple per command
+    follow_up: tuple[tuple[str, ...], ...] = ()
+    user_notes: tuple[str, ...] = ()  # what was ignored in those files, and why
+
+
+@dataclass(frozen=True)
+class Fact:
+    """One fact from `matrices/` a plan rests on, and whether a primary source confirms it."""
+
+    fact: str  # "arch list of torch 2.10.0 cu128 on linux-x86_64"
+    value: str  # "sm_70 sm_75 ... sm_120"
+    source: str  # the row's source URL
+    confirmed: bool
 
 
 @dataclass(frozen=True)
@@ -64,6 +79,10 @@ class Plan:
     reasons: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
     alternatives: tuple[str, ...] = ()
+    facts: tuple[Fact, ...] = ()  # what the choice rests on, confirmed or inferred
+    #: after the torch family: install the rest of the user's requirements from their own
+    #: sources (`-r requirements.txt`, `-e DIR[group]`), one argument tuple per command
+    follow_up: tuple[tuple[str, ...], ...] = ()
 
     def __post_init__(self) -> None:
         """The prose is for people and logs, never pasted: a credential in the index URL shows
@@ -94,4 +113,14 @@ class Plan:
             "reasons": list(self.reasons),
             "warnings": list(self.warnings),
             "alternatives": list(self.alternatives),
+            "follow_up": [list(args) for args in self.follow_up],
+            "facts": [
+                {
+                    "fact": fact.fact,
+                    "value": fact.value,
+                    "source": fact.source,
+                    "confirmed": fact.confirmed,
+                }
+                for fact in self.facts
+            ],
         }

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import shlex
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 
 from envsetup.errors import EnvsetupError, UsageError
 from envsetup.install_args import install_argv, source_options
@@ -65,7 +66,16 @@ def _cmd_quote(arg: str) -> str:
 def command_lines(plan: Plan, fmt: str = "pip", shell: str = "posix") -> list[str]:
     """The commands a user runs for `fmt`: the install line, or how to use the written file."""
     if fmt in ("pip", "uv"):
-        return [quote_argv(install_argv(plan, installer=fmt), shell)]
+        rest = [
+            install_argv(
+                replace(
+                    plan, packages=args, index_url=None, find_links=None, pre=False, replaces=None
+                ),
+                installer=fmt,
+            )
+            for args in plan.follow_up
+        ]
+        return [quote_argv(argv, shell) for argv in (install_argv(plan, installer=fmt), *rest)]
     follow_up = {
         "uv-project": ["uv", "sync"],
         "requirements": ["python", "-m", "pip", "install", "-r", "requirements.txt"],
@@ -84,7 +94,7 @@ def command_lines(plan: Plan, fmt: str = "pip", shell: str = "posix") -> list[st
 def render(plan: Plan, fmt: str = "pip", shell: str = "posix") -> str:
     """The text to print for `fmt`: a command line, or a file snippet (shell-independent)."""
     if fmt in ("pip", "uv"):
-        return command_lines(plan, fmt, shell)[0]
+        return "\n".join(command_lines(plan, fmt, shell))
     renderers: dict[str, Callable[[Plan], str]] = {
         "uv-project": _uv_project,
         "requirements": _requirements,

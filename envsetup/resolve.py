@@ -18,7 +18,7 @@ from packaging.version import Version
 
 from envsetup.errors import EnvsetupError, UsageError
 from envsetup.machine import Gpu, Machine
-from envsetup.plan import TORCH_FAMILY, Plan, Request
+from envsetup.plan import TORCH_FAMILY, Fact, Plan, Request
 from envsetup.variants import Variant, parse_variant, version_tuple
 
 if TYPE_CHECKING:
@@ -219,6 +219,8 @@ class _Choice:
     reasons: tuple[str, ...]
     warnings: tuple[str, ...] = ()
     minor_compat: bool = False  # newer than the driver's CUDA: runs through minor-version compat
+    #: the GPU-code facts this choice rests on that no primary source confirms (empty: all are)
+    inferred: tuple[str, ...] = ()
 
 
 def resolve(
@@ -235,6 +237,7 @@ def resolve(
         matrices = load()
     spec = torch_pin(request.torch)
     companions: dict[str, SpecifierSet | None] = {**parse_companions(request.with_)}
+    spec = _user_constraints(request, spec, companions)
     base = _check_url(request.index_url_base, "--index-url-base", request.allow_insecure_index)
     links = (
         None
@@ -255,7 +258,39 @@ def resolve(
         plan = _channel_plan(context, spec, {**companions, **dict.fromkeys(context.installed)})
     else:
         plan = _stable_plan(context, spec, companions)
+    if request.constraints or request.follow_up:
+        said = [
+            f"{name}{specifier} ({origin}) constrains the choice"
+            for name, specifier, origin in request.constraints
+        ]
+        plan = replace(
+            plan,
+            reasons=(*plan.reasons, *said, *request.user_notes),
+            follow_up=request.follow_up,
+        )
     return _with_installed(plan, installed or {}, matrices)
+
+
+def _user_constraints(
+    request: Request, spec: SpecifierSet | None, companions: dict[str, SpecifierSet | None]
+) -> SpecifierSet | None:
+    """Fold the torch-family specifiers of the user's requirement files into the request:
+    torch's into the torch specifier, a companion's into `--with` (it is then pinned too)."""
+    if not request.constraints:
+        return spec  # keeps the usual plan free of the specifier grammar's import
+    from packaging.specifiers import InvalidSpecifier, SpecifierSet
+
+    for name, specifier, origin in request.constraints:
+        try:
+            wanted = SpecifierSet(specifier)
+        except InvalidSpecifier:
+            raise UsageError(f"{origin}: {name}{specifier} is not a valid specifier") from None
+        if name == "torch":
+            spec = wanted if spec is None else spec & wanted
+        elif name in COMPANIONS:
+            have = companions.get(name)
+            companions[name] = wanted if have is None else have & wanted
+    return spec or None
 
 
 def first_fit(
@@ -470,7 +505,10 @@ def _gpu_verdict(
             for gpu in gpus
             if not gpu.compute_capability
         )
+        strict = context.request.policy == "strict"
         if archs is None:
+            if known and strict:
+                return f"{variant}'s GPU architectures are not recorded (--policy strict)", notes
             if known:
                 notes += (
                     f"the GPU architectures of torch {release} {variant} are not recorded; "
@@ -480,6 +518,12 @@ def _gpu_verdict(
         missing = [gpu for gpu in known if not archs.covers(gpu.compute_capability or "")]
         if missing:
             return f"{variant} lacks code for {_sm_list(missing)}", notes
+        if known and strict and not archs.confirmed:
+            return (
+                f"{variant}'s arch list is inferred, not confirmed (--policy strict refuses "
+                "inferred facts)",
+                notes,
+            )
         return None, notes
     if variant.kind == "rocm":
         targets = context.matrices.rocm_targets(variant.name)
@@ -545,12 +589,46 @@ def _choose_variant(context: _Context, release: Release) -> tuple[_Choice | None
             rejected.append(verdict)
     if not passing:
         return None, tuple(rejected)
-    variant = _best(context, [item[0] for item in passing])
+    confirmed = [item for item in passing if not _inferred(context, version, item[0])]
+    variant = _best(context, [item[0] for item in confirmed or passing])
     choice = _explain(context, version, variant, dict(passing)[variant])
+    set_aside = [str(item[0]) for item in passing if confirmed and item not in confirmed]
+    if set_aside and any(v > variant for v in (parse_variant(n) for n in set_aside)):
+        choice = replace(
+            choice,
+            reasons=(
+                *choice.reasons,
+                f"{', '.join(set_aside)} also fit{'s' if len(set_aside) == 1 else ''} but only "
+                f"by an inferred arch list; {variant}'s list is confirmed",
+            ),
+        )
     if rejected:
         ruled_out = f"ruled out for torch {version}: " + "; ".join(rejected)
         choice = replace(choice, reasons=(*choice.reasons, ruled_out))
     return choice, tuple(rejected)
+
+
+def _inferred(context: _Context, version: str, variant: Variant) -> tuple[str, ...]:
+    """The GPU-code facts a choice of `variant` would rest on that no primary source confirms:
+    an arch list marked `confirmed = false`, or none recorded, for GPUs whose arch is known."""
+    if variant.kind == "cuda":
+        if not any(gpu.compute_capability for gpu in context.nvidia):
+            return ()
+        archs = context.matrices.arch_list(version, variant.name, context.platform)
+        if archs is None:
+            return (f"the GPU architectures of torch {version} {variant} are not recorded",)
+        if not archs.confirmed:
+            return (
+                f"the {variant} arch list of torch {version} on {context.platform} is inferred "
+                f"({archs.notes or archs.source})",
+            )
+    elif variant.kind == "rocm" and any(gpu.arch for gpu in context.amd):
+        row = context.matrices.rocm_row(variant.name)
+        if row is None or not row.gfx:
+            return (f"the gfx targets of {variant} are not recorded",)
+        if not row.confirmed:
+            return (f"the gfx targets of {variant} are inferred ({row.notes or row.source})",)
+    return ()
 
 
 def _wanted(context: _Context, variant: Variant) -> bool:
@@ -631,7 +709,8 @@ def _explain(context: _Context, version: str, variant: Variant, notes: tuple[str
             f"the GPU architectures of torch {version} {variant} on {context.platform} are "
             "inferred, not confirmed by a primary source; `envsetup verify` checks them"
         )
-    return _Choice(variant, tuple(reasons), tuple(warnings), minor_compat)
+    inferred = _inferred(context, version, variant)
+    return _Choice(variant, tuple(reasons), tuple(warnings), minor_compat, inferred)
 
 
 def _stable_plan(
@@ -653,6 +732,10 @@ def _stable_plan(
         )
     skipped: list[str] = []
     unconfirmed: list[str] = []
+    #: the newest fit that rests on an inferred arch list: planned only when no older release
+    #: fits by confirmed facts (an inferred list never outranks a confirmed build)
+    provisional: Plan | None = None
+    set_aside: list[str] = []
     for release in releases:
         if forced is not None and forced.name not in _variants(release, context.platform):
             continue  # a forced backend: releases without it are not worth a line each
@@ -660,8 +743,33 @@ def _stable_plan(
             unconfirmed.append(str(release.version))
             continue
         found = _try_release(context, release, companions)
+        if isinstance(found, _Choice) and found.inferred:
+            if provisional is None:
+                provisional = _build_plan(context, release, found, companions, skipped)
+                provisional = replace(
+                    provisional,
+                    warnings=(
+                        *provisional.warnings,
+                        "no release fits by confirmed arch lists alone: this plan rests on "
+                        + "; ".join(found.inferred),
+                    ),
+                )
+            set_aside.append(f"{release.version} {found.variant}")
+            continue
         if isinstance(found, _Choice):
             plan = _build_plan(context, release, found, companions, skipped)
+            if set_aside:
+                plan = replace(
+                    plan,
+                    reasons=(
+                        *plan.reasons[:-1],  # before the closing "rests on" line
+                        "not planned although newer: torch "
+                        + ", ".join(set_aside)
+                        + f" fit{'s' if len(set_aside) == 1 else ''} only by an inferred arch "
+                        f"list; torch {release.version} {found.variant}'s list is confirmed",
+                        plan.reasons[-1],
+                    ),
+                )
             if unconfirmed:
                 at = len(context.reasons)
                 note = (
@@ -675,6 +783,8 @@ def _stable_plan(
                 )
             return plan
         skipped.append(f"torch {release.version}: " + "; ".join(found))
+    if provisional is not None:
+        return provisional
     if fallback and not pinned and context.target != "cpu" and context.forced is None:
         return _cpu_fallback(context, spec, companions, skipped)
     if not skipped and forced is not None:
@@ -909,6 +1019,11 @@ def _build_plan(
         find_links = None if context.links is None else f"{context.links}/{variant}"
         every = "every package" if companions else "torch"
         reasons.append(f"{every} from {find_links or index_url} (never an extra index)")
+    facts = _facts(context, release, variant)
+    reasons.append(
+        "rests on "
+        + "; ".join(f"{f.fact} ({'confirmed' if f.confirmed else 'inferred'})" for f in facts)
+    )
     return Plan(
         torch=version,
         variant=variant.name,
@@ -921,7 +1036,59 @@ def _build_plan(
         reasons=tuple(reasons),
         warnings=tuple(warnings),
         alternatives=tuple(_alternatives(context, release, variant)),
+        facts=facts,
     )
+
+
+def _facts(context: _Context, release: Release, variant: Variant) -> tuple[Fact, ...]:
+    """The matrices rows the plan rests on, each marked confirmed or inferred (JSON "facts")."""
+    version = str(release.version)
+    relevant = {"variants", f"variants.{context.platform}", "python"}
+    doubtful = [name for name in release.unconfirmed if name in relevant]
+    facts = [
+        Fact(
+            f"torch {version} wheels for {context.platform}",
+            ", ".join(_variants(release, context.platform)),
+            release.sources[0] if release.sources else "matrices/torch.toml",
+            release.confirmed and not doubtful,
+        )
+    ]
+    if variant.kind == "cuda":
+        archs = context.matrices.arch_list(version, variant.name, context.platform)
+        if archs is not None:
+            facts.append(
+                Fact(
+                    f"arch list of torch {version} {variant} on {context.platform}",
+                    " ".join(archs.get_arch_list()),
+                    archs.source,
+                    archs.confirmed,
+                )
+            )
+        major = variant.cuda_major
+        compat = next((r for r in context.matrices.minor_compat if r.cuda_major == major), None)
+        toolkit = context.matrices.toolkit(variant.cuda or "")
+        row = compat if compat is not None and compat.driver(context.os) else toolkit
+        if row is not None:
+            facts.append(
+                Fact(
+                    f"minimum driver for {variant} on {context.os}",
+                    row.driver(context.os) or "unknown",
+                    row.source,
+                    row.confirmed,
+                )
+            )
+    elif variant.kind == "rocm":
+        rocm = context.matrices.rocm_row(variant.name)
+        if rocm is not None:
+            facts.append(
+                Fact(
+                    f"gfx targets of {variant}",
+                    " ".join(rocm.gfx) or "not recorded",
+                    rocm.source,
+                    rocm.confirmed and bool(rocm.gfx),
+                )
+            )
+    return tuple(facts)
 
 
 def _strict(
@@ -965,7 +1132,8 @@ def _alternatives(context: _Context, release: Release, chosen: Variant) -> list[
         if variant.kind == "cuda" and _driver_verdict(context, variant) is not None:
             continue
         if _gpu_verdict(context, version, variant)[0] is None:
-            others.append(f"torch {version} {variant}: --backend {variant}")
+            inferred = " (arch list inferred)" if _inferred(context, version, variant) else ""
+            others.append(f"torch {version} {variant}{inferred}: --backend {variant}")
     if chosen.kind != "cpu" and "cpu" in _variants(release, context.platform):
         others.append(f"torch {version} CPU build: --backend cpu")
     return others

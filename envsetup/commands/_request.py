@@ -108,6 +108,22 @@ def add_request_arguments(parser: argparse.ArgumentParser) -> None:
         "--find-links-base", metavar="URL", help="mirror with flat per-variant directories"
     )
     request.add_argument(
+        "--requirements",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="your pip requirements file (repeatable): its torch specifiers constrain the plan, "
+        "the rest is installed after the torch family",
+    )
+    request.add_argument(
+        "--project",
+        action="append",
+        default=[],
+        metavar="DIR[GROUPS]",
+        help="a pyproject.toml project: [project] dependencies and optional groups "
+        "(all, or those in brackets: DIR[gpu,dev])",
+    )
+    request.add_argument(
         "--allow-insecure-index",
         action="store_true",
         default=insecure_index_allowed(os.environ),
@@ -122,7 +138,17 @@ def request_from_args(args: argparse.Namespace) -> Request:
     torch_pin(args.torch)
     companions = tuple(part.strip() for part in args.with_.split(",") if part.strip())
     parse_companions(companions)
+    user = None
+    if getattr(args, "requirements", None) or getattr(args, "project", None):
+        from envsetup.user_requirements import read_user_requirements
+
+        user = read_user_requirements(args.requirements, args.project)
     return Request(
+        constraints=()
+        if user is None
+        else tuple((c.name, c.specifier, c.origin) for c in user.constraints),
+        follow_up=() if user is None else user.rest,
+        user_notes=() if user is None else user.notes,
         torch=args.torch,
         with_=companions,
         backend=args.backend,

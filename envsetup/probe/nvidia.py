@@ -117,3 +117,29 @@ def locate_nvidia_smi(
     where = "nvidia-smi on PATH" + (" or in /usr/lib/wsl/lib" if wsl else "")
     findings.record("nvidia_smi", found, where, started)
     return found
+
+
+NVIDIA_VENDOR = "0x10de"
+
+
+def pci_devices(root: Path, findings: Findings) -> tuple[tuple[str, int], ...]:
+    """(bus id, device id) of each NVIDIA display/3D controller in /sys/bus/pci/devices: the
+    GPUs' identity when neither NVML nor nvidia-smi can list them (Linux only)."""
+    started = now()
+    try:
+        folders = sorted((root / "sys/bus/pci/devices").iterdir())
+    except OSError:
+        folders = []
+    found: list[tuple[str, int]] = []
+    for folder in folders:
+        vendor = (_read(folder / "vendor") or "").strip().lower()
+        kind = (_read(folder / "class") or "").strip().lower()
+        if vendor != NVIDIA_VENDOR or not kind.startswith("0x03"):
+            continue
+        try:
+            found.append((folder.name, int((_read(folder / "device") or "").strip(), 16)))
+        except ValueError:
+            continue
+    shown = ",".join(f"{bus} [10de:{device:04x}]" for bus, device in found) or None
+    findings.record("pci_gpus", shown, "/sys/bus/pci/devices (vendor 0x10de)", started)
+    return tuple(found)
