@@ -20,10 +20,10 @@ from envsetup.commands._request import (
     request_from_args,
 )
 from envsetup.install_args import INSTALLERS
-
-INSTALLER_CHOICES = ("auto", *INSTALLERS)
 from envsetup.plan import Plan
 from envsetup.terminal import printable
+
+INSTALLER_CHOICES = ("auto", *INSTALLERS)
 
 HELP = "Install the right torch build into this (or --python's) environment and verify it."
 
