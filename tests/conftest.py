@@ -18,6 +18,9 @@ import pytest
 from fake_index import isolated_env, uv_executable
 
 DATA = Path(__file__).parent / "data"
+#: Small foreign projects that tests/test_plugin_compat.py runs in subprocesses; their conftests
+#: define --device & co., so this suite must not load them.
+collect_ignore = ["compat_projects"]
 
 #: Variables that change the CLI's defaults; tests that need them set them explicitly.
 _USER_SETTINGS = ("ENVSETUP_ALLOW_INSECURE_INDEX", "ENVSETUP_INDEX_URL")
