@@ -138,8 +138,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def _clash_message(text: str) -> str | None:
-    """Our words for argparse's "conflicting option string" on one of envsetup's options."""
-    taken = [name for name in _OPTIONS if f"conflicting option string: {name}" in text]
+    """Our words for argparse's "conflicting option string" (or pytest's "dest already used")
+    on one of envsetup's options."""
+    taken = [name for name in _OPTIONS if f"string: {name}" in text or f"by ['{name}']" in text]
     if not taken:
         return None
     return (
@@ -154,7 +155,7 @@ def pytest_load_initial_conftests() -> Generator[None, None, None]:
     """A root conftest that takes an envsetup option name: a message, not argparse's traceback."""
     try:
         return (yield)
-    except argparse.ArgumentError as exc:
+    except (argparse.ArgumentError, ValueError) as exc:
         message = _clash_message(str(exc))
         if message is None:
             raise

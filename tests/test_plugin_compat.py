@@ -12,7 +12,6 @@ cresset (`--gpu`, type=int), galario (`--gpu`), triton's conftest in a subfolder
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
@@ -79,7 +78,13 @@ def run_project(
     shutil.copytree(PROJECTS / name, folder)
     argv = [sys.executable, "-m", "pytest", "-rA", "-p", "no:cacheprovider", *plugin, *args]
     done = subprocess.run(
-        argv, cwd=folder, env=_environ(env), capture_output=True, text=True, timeout=120
+        argv,
+        check=False,
+        cwd=folder,
+        env=_environ(env),
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     counts = _COUNTS.findall(done.stdout)
     seen = {path.name: path.read_text() for path in folder.glob("env.json")}
@@ -98,3 +103,25 @@ def test_a_foreign_suite_runs_as_with_p_no_envsetup(project, environment, tmp_pa
     assert without[0] == 0, without  # the project itself is sound
     with_plugin = run_project(project, tmp_path / "with", WITH, env, *args)
     assert with_plugin == without
+
+
+def test_randomly_timeout_cov_and_xdist_load_together_with_envsetup(tmp_path):
+    args = ("-p", "randomly", "--timeout", "60", "--cov", ".", "--cov-report=", "-n", "2")
+    without = run_project("speechbrain", tmp_path / "without", WITHOUT, {}, *args)
+    assert without[0] == 0, without
+    assert run_project("speechbrain", tmp_path / "with", WITH, {}, *args) == without
+
+
+def test_a_suite_using_envsetup_runs_with_randomly_timeout_cov_and_xdist(tmp_path):
+    """Bare `gpu` tests (envsetup's marker) and no torch: judged from detection, here no GPU."""
+    (tmp_path / "pytest.ini").write_text("[pytest]\nenvsetup_gpu = auto\n")
+    tests = "import pytest\n\n@pytest.mark.gpu\ndef test_gpu():\n    pass\n\n"
+    (tmp_path / "test_x.py").write_text(tests + "def test_cpu():\n    pass\n")
+    argv = [sys.executable, "-m", "pytest", "-rA", "-p", "randomly", "--timeout", "60"]
+    argv += ["--cov", ".", "--cov-report=", "-n", "2", *WITH]
+    done = subprocess.run(
+        argv, check=False, cwd=tmp_path, env=_environ({}), capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    if "no GPU detected" in done.stdout.partition("\n\n")[0]:
+        assert "SKIPPED [1] test_x.py:3: no GPU detected (torch is not installed" in done.stdout

@@ -837,3 +837,104 @@ def test_device(device):
     result = project.run_subprocess("-n", "2", "--envsetup-device", "all")
     result.assert_outcomes(passed=9)
     assert set().union(*visible_by_worker(project.pytester.path).values()) == {"<unset>"}
+
+
+# --------------------------------------------------------------------------- a good guest
+
+
+@pytest.mark.parametrize("where", ["conftest.py", "sub/conftest.py"])
+def test_an_option_name_taken_by_a_conftest_is_a_message_naming_envsetup(project, where):
+    project.pytester.makepyfile(
+        **{
+            where.removesuffix(".py"): "def pytest_addoption(parser):\n"
+            "    parser.addoption('--envsetup-device')\n",
+            "sub/test_x": "def test_x():\n    pass\n",
+        }
+    )
+    result = project.run_subprocess()
+    output = result.stdout.str() + result.stderr.str()
+    assert "the option --envsetup-device is defined twice" in output
+    assert "-p no:envsetup" in output
+    assert "Traceback" not in output and "ArgumentError" not in output
+
+
+@simulated_hardware
+def test_gpu_tests_and_device_leave_os_environ_as_they_found_it(project, monkeypatch):
+    monkeypatch.delenv("PYTORCH_NVML_BASED_CUDA_CHECK")
+    project.cuda_torch()
+    project.pytester.makepyfile(
+        """
+        import os
+        import pytest
+
+        @pytest.mark.gpu
+        def test_a(device):
+            pass
+
+        def test_b(device):
+            assert "PYTORCH_NVML_BASED_CUDA_CHECK" not in os.environ
+        """
+    )
+    project.run("-p", "no:randomly").assert_outcomes(passed=2)
+    assert "PYTORCH_NVML_BASED_CUDA_CHECK" not in os.environ
+
+
+@simulated_hardware
+def test_device_fixture_without_torch_fails_naming_the_fix(project):
+    project.pytester.makepyfile("def test_x(device):\n    pass\n")
+    result = project.run()
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(
+        ["*envsetup's `device` fixture gives a torch.device, but torch is not installed in *fix: *"]
+    )
+    assert "ModuleNotFoundError" not in result.stdout.str()
+
+
+@simulated_hardware
+def test_gpu_test_without_torch_is_judged_by_the_hardware(project):
+    """No torch: envsetup judges the GPU (a cuDF test needs one, not torch)."""
+    project.pytester.makepyfile("import pytest\n\n@pytest.mark.gpu\ndef test_x():\n    pass\n")
+    assert reasons(project.run()) == [
+        "no GPU detected (torch is not installed; judged from detection)"
+    ]
+    project.run("--envsetup-gpu", "require").assert_outcomes(errors=1)
+
+
+def test_marker_with_foreign_arguments_steps_back_and_says_so_in_verbose_mode(project):
+    project.pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.gpu(type="A10", count=1)
+        def test_a():
+            pass
+
+        @pytest.mark.gpu
+        def test_b():
+            pass
+        """
+    )
+    result = project.run("-p", "no:randomly")
+    result.assert_outcomes(passed=2)
+    assert "left to the project" not in result.stdout.str()
+    result = project.run("-p", "no:randomly", "-v")
+    result.assert_outcomes(passed=2)
+    assert result.stdout.str().count("`gpu` marker left to the project") == 1
+
+
+def test_a_hung_nvidia_smi_adds_nothing_to_pytest_start(project):
+    script = project.bin / "nvidia-smi"
+    script.write_text("#!/bin/sh\nsleep 30\n")
+    script.chmod(0o755)
+    project.pytester.makepyfile("def test_x():\n    pass\n")
+    result = project.run_subprocess("--timeout", "20")
+    result.assert_outcomes(passed=1)
+    assert result.duration < 10  # detection would wait out its 5 s timeout, twice
+
+
+def test_quiet_runs_print_no_header_and_detect_nothing(project):
+    project.pytester.makeconftest(SYS_MODULES_PROBE.replace('"torch"', '"envsetup.detect"'))
+    project.pytester.makepyfile("def test_x():\n    pass\n")
+    result = project.run_subprocess("-q")
+    assert "envsetup:" not in result.stdout.str()
+    assert (project.pytester.path / "torch-in-sys-modules.txt").read_text() == "False"

@@ -3,7 +3,6 @@ from __future__ import annotations
 import json
 import os
 
-
 #: Set per test or per run by pytest and xdist themselves (which worker runs it varies).
 OWN = ("PYTEST_CURRENT_TEST", "PYTEST_XDIST_WORKER", "PYTEST_XDIST_TESTRUNUID")
 
