@@ -139,9 +139,10 @@ def verify(session: nox.Session, torch: str, variant: str) -> None:
         "-m",
         "pytest",
         str(SUITE),  # its own pytest.ini loads the plugin from this checkout
+        "--envsetup-gpu",
+        "require" if gpu else "auto",
         env={
             "PYTHONPATH": str(ROOT),  # the plugin from this checkout, without building a wheel
-            "ENVSETUP_GPU": "require" if gpu else "auto",
             "ENVSETUP_CELL_TORCH": torch,
             "ENVSETUP_CELL_VARIANT": variant,
         },

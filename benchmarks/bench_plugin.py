@@ -1,9 +1,10 @@
 """The pytest plugin's cost: 500 trivial tests with the plugin against `-p no:envsetup`, and 500
 tests that use `device` on CPU against a hand-written conftest fixture returning cpu.
 
-Target from issue 4/6: both ratios <= 1.05. Runs at default verbosity so the header (and the
-detection behind it) is paid, as in a real run. Without an installed torch, the fake torch of the
-test suite stands in (the header then reads no torch metadata; the note says so).
+Targets (issues 4/6 and 2/5): both ratios <= 1.05, and a hung `nvidia-smi` on PATH adds nothing
+to pytest's start (the header keeps to cheap probes). Runs at default verbosity so the header
+(and the detection behind it) is paid, as in a real run. Without an installed torch, the fake
+torch of the test suite stands in (the header then reads no torch metadata; the note says so).
 """
 
 from __future__ import annotations
@@ -61,14 +62,16 @@ def _fake_torch() -> Any:
     return module
 
 
-def _paired(report: Any, runs: int, rows: dict[str, list[str]]) -> list[float]:
+def _paired(
+    report: Any, runs: int, rows: dict[str, list[str]], env: dict[str, str] | None = None
+) -> list[float]:
     """Median ms of each command, run alternately so load from other processes on a shared
     machine hits both sides of a ratio alike (one warm-up round first)."""
     samples: dict[str, list[float]] = {label: [] for label in rows}
     for round_ in range(runs + 1):
         for label, argv in rows.items():
             started = time.perf_counter()
-            subprocess.run(argv, capture_output=True, env=ENV, check=False)
+            subprocess.run(argv, capture_output=True, env=env or ENV, check=False)
             if round_:
                 samples[label].append((time.perf_counter() - started) * 1000)
     medians = []
@@ -107,14 +110,28 @@ def run(report: Any) -> None:
                     "no:envsetup",
                     own_device,
                 ],
-                # --device cpu: on a GPU machine `auto` would pick the GPU, other work
-                "500 tests, plugin `device` fixture, --device cpu": [
+                # cpu: on a GPU machine `auto` would pick the GPU, other work
+                "500 tests, plugin `device` fixture, --envsetup-device cpu": [
                     *pytest,
-                    "--device",
+                    "--envsetup-device",
                     "cpu",
                     plugin_device,
                 ],
             },
         )
+        hung = root / "hung-bin"
+        hung.mkdir()
+        (hung / "nvidia-smi").write_text("#!/bin/sh\nsleep 30\n")
+        (hung / "nvidia-smi").chmod(0o755)
+        one = str(_suite(root, "one", "def test_one():\n    pass\n"))
+        start = [*pytest, "--co", one]
+        normal = _paired(report, runs, {"pytest --co, 1 test, plain PATH": start})[0]
+        stalled = _paired(
+            report,
+            runs,
+            {"pytest --co, 1 test, hung nvidia-smi first on PATH": start},
+            {**ENV, "PATH": f"{hung}{os.pathsep}{ENV.get('PATH', '')}"},
+        )[0]
         report.ratio("trivial: plugin / -p no:envsetup", with_plugin, bare, "<= 1.05")
         report.ratio("device: plugin fixture / conftest fixture", fixture, own, "<= 1.05")
+        report.ratio("start: hung nvidia-smi / plain PATH", stalled, normal, "<= 1.05")

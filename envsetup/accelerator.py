@@ -3,16 +3,19 @@
 Plain functions so the pytest plugin stays a thin layer of hooks and this logic is testable
 without pytest. Only `probe_torch` imports torch, and the plugin calls it only when a `gpu` test
 or the `device` fixture runs: a plugin module loaded on every pytest run must not pay the
-seconds `import torch` costs.
+seconds `import torch` costs. Without torch installed, `unmet_on_machine` judges a `gpu` test
+from detection alone (a cuDF or CuPy test needs a GPU, not torch).
 """
 
 from __future__ import annotations
 
+import contextlib
+import importlib.util
 import os
 import re
 import shlex
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -101,19 +104,38 @@ class DeviceUnavailable(Exception):
     """A device was asked for (by option, marker or parameter) that torch cannot use here."""
 
 
+def torch_installed() -> bool:
+    """Whether an importable `torch` exists, found without importing it."""
+    return "torch" in sys.modules or importlib.util.find_spec("torch") is not None
+
+
+@contextlib.contextmanager
+def nvml_cuda_check() -> Iterator[None]:
+    """torch's NVML-based availability check for the calls inside only: it creates no CUDA
+    context, so forks stay safe, and the tests never see the variable (torch reads it per call)."""
+    name = "PYTORCH_NVML_BASED_CUDA_CHECK"
+    before = os.environ.get(name)
+    if before is None:
+        os.environ[name] = "1"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(name, None)
+
+
 def probe_torch() -> TorchView:
     """Import torch and ask it what it can use; never raises (a broken torch is a finding)."""
-    # NVML-based availability checks do not create a CUDA context, so forks stay safe.
-    os.environ.setdefault("PYTORCH_NVML_BASED_CUDA_CHECK", "1")
-    try:
-        import torch
-    except Exception as exc:  # a missing or broken install is what we report, not a crash
-        return TorchView(version=None, problem=f"import torch failed: {exc}")
-    version = str(getattr(torch, "__version__", "unknown"))
-    try:
-        return _ask_torch(torch, version)
-    except Exception as exc:  # a torch that imports but breaks when asked is a finding too
-        return TorchView(version=version, problem=f"torch {version} failed when asked: {exc}")
+    with nvml_cuda_check():
+        try:
+            import torch
+        except Exception as exc:  # a missing or broken install is what we report, not a crash
+            return TorchView(version=None, problem=f"import torch failed: {exc}")
+        version = str(getattr(torch, "__version__", "unknown"))
+        try:
+            return _ask_torch(torch, version)
+        except Exception as exc:  # a torch that imports but breaks when asked is a finding too
+            return TorchView(version=version, problem=f"torch {version} failed when asked: {exc}")
 
 
 def _ask_torch(torch: Any, version: str) -> TorchView:
@@ -238,6 +260,47 @@ def unmet(requirement: GpuRequirement, view: TorchView) -> list[str]:
                     f"torch {view.version} has no kernels for {arch_name(_dotted(d.capability))}"
                     f" ({d.name}); its wheels hold {', '.join(view.arch_list)}"
                 )
+    return missing
+
+
+def unmet_on_machine(requirement: GpuRequirement, machine: Machine) -> list[str]:
+    """`unmet` judged from detection (no torch here): the visible GPUs of the asked backend,
+    their memory and compute capability, and the newest CUDA the driver supports."""
+    from envsetup.resolve import visible_gpus
+
+    if requirement.backend == "mps" or (machine.mps and not machine.gpus):
+        if not machine.mps:
+            return ["needs an MPS device, none detected"]
+        return unmet(requirement, TorchView(version=None, mps=True))
+    vendor = {"cuda": "nvidia", "rocm": "amd"}.get(requirement.backend or "")
+    gpus = [gpu for gpu in visible_gpus(machine)[0] if vendor in (None, gpu.vendor)]
+    missing: list[str] = []
+    if len(gpus) < requirement.count:
+        kind = f"{_BACKEND_LABELS[requirement.backend]} " if requirement.backend else ""
+        plural = "GPU" if requirement.count == 1 else "GPUs"
+        missing.append(f"needs {requirement.count} {kind}{plural}, {len(gpus)} detected")
+    used = gpus[: requirement.count]
+    if requirement.min_memory is not None:
+        missing += [
+            f"needs {_gib(requirement.min_memory)} GPU memory, GPU {g.index} ({g.name}) has "
+            f"{_gib(g.memory_mib * 2**20)}"
+            for g in used
+            if g.memory_mib is not None and g.memory_mib * 2**20 < requirement.min_memory
+        ]
+    if requirement.min_capability is not None:
+        missing += [
+            f"needs compute capability {_dotted(requirement.min_capability)}, GPU {g.index} "
+            f"({g.name}) is {g.compute_capability}"
+            for g in used
+            if g.compute_capability
+            and _parse_pair("compute_capability", g.compute_capability) < requirement.min_capability
+        ]
+    if requirement.min_cuda is not None and gpus and vendor != "amd":
+        driver = _parse_pair("cuda", machine.cuda_version) if machine.cuda_version else None
+        if driver is None or driver < requirement.min_cuda:
+            have = f"up to {machine.cuda_version}" if machine.cuda_version else "an unknown CUDA"
+            needs = f"needs CUDA {_dotted(requirement.min_cuda)}"
+            missing.append(f"{needs}, the driver supports {have}")
     return missing
 
 
@@ -366,10 +429,11 @@ def why_unusable(view: TorchView, machine: Machine, fix: Callable[[], str | None
     planner's install command) is asked for only when installing another build is the cure."""
     torch_name = f"torch {view.version}" if view.version else "torch"
     install = True
+    if not machine.gpus:
+        seen = view.problem or f"{torch_name} ({view.build}) sees none"
+        return f"no usable GPU: none was detected ({seen})"
     if view.problem:
         cause = view.problem
-    elif not machine.gpus:
-        return f"no usable GPU: {torch_name} ({view.build}) sees none and none was detected"
     elif view.cuda is None and view.hip is None:
         cause = f"{torch_name} is a CPU-only build"
     elif machine.visible_gpus == ():

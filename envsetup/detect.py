@@ -37,15 +37,18 @@ def detect(
     root: Path = Path("/"),
     environ: Mapping[str, str] | None = None,
     timeout: float = 5.0,
+    spawn: bool = True,
 ) -> Machine:
     """Probe this machine. `root` relocates every file probe (tests build a fake tree there);
     NVML and libcuda are then looked for only under `root`, never in the loader's path.
-    `timeout` bounds each query that runs in another process (NVML, nvidia-smi, ...)."""
+    `timeout` bounds each query that runs in another process (NVML, nvidia-smi, ...).
+    `spawn=False` keeps to the cheap probes (files, NVML): no `nvidia-smi` or
+    `rocm_agent_enumerator`, whose hang would stall a caller such as pytest's header."""
     env = os.environ if environ is None else environ
     findings = Findings()
     overrides = read_overrides(env, findings)
     platform = current_platform(root, env, findings)
-    nvidia = _Nvidia(root, env, platform, timeout, findings)
+    nvidia = _Nvidia(root, env, platform, timeout, findings, spawn=spawn)
     nvidia.probe()
     gpus = list(fill_capabilities(nvidia.gpus, findings))
     gpus.extend(
@@ -54,7 +57,7 @@ def detect(
             environ=env,
             platform=platform,
             first_index=len(gpus),
-            timeout=timeout,
+            timeout=timeout if spawn else None,
             findings=findings,
         )
     )
@@ -106,9 +109,12 @@ class _Nvidia:
         platform: Platform,
         timeout: float,
         findings: Findings,
+        *,
+        spawn: bool,
     ) -> None:
         self.root, self.environ, self.platform = root, environ, platform
         self.timeout, self.findings = timeout, findings
+        self.spawn = spawn
         self.driver_said_why = False  # NVML classified why the driver cannot answer
         self.driver: str | None = None
         self.cuda: str | None = None
@@ -127,7 +133,7 @@ class _Nvidia:
         # nvidia-smi sits on NVML: once NVML has said why the driver cannot answer, it would
         # only say it again, slower. An NVML that crashed or hung has said nothing: go on.
         missing = not self.gpus or self.driver is None or self._missing_capability()
-        if missing and not self.driver_said_why:
+        if missing and self.spawn and not self.driver_said_why:
             self._nvidia_smi(module_loaded)
         if self.cuda is None and self.driver is not None:
             self.cuda = derive_cuda(self.driver, self.platform.os, self.findings)
@@ -368,15 +374,16 @@ def _amd_gpus(
     environ: Mapping[str, str],
     platform: Platform,
     first_index: int,
-    timeout: float,
+    timeout: float | None,
     findings: Findings,
 ) -> tuple[Gpu, ...]:
+    """AMD GPUs from KFD topology, else `rocm_agent_enumerator` (timeout None: never spawned)."""
     if platform.os != "linux" or platform.wsl:
         return ()
     from envsetup.probe import amd
 
     found = amd.kfd_gpus(root, first_index, findings)
-    if found is None:
+    if found is None and timeout is not None:
         found = amd.enumerator_gpus(root, environ, first_index, timeout, findings)
     return found or ()
 

@@ -20,6 +20,9 @@ from fake_index import isolated_env, uv_executable
 from hypothesis import settings
 
 DATA = Path(__file__).parent / "data"
+#: Small foreign projects that tests/test_plugin_compat.py runs in subprocesses; their conftests
+#: define --device & co., so this suite must not load them.
+collect_ignore = ["compat_projects"]
 
 #: Variables that change the CLI's defaults; tests that need them set them explicitly. An
 #: activated environment is one: it becomes the target of `plan`, `install` and `verify`.

@@ -211,7 +211,7 @@ def test_accelerator_device_prefers_gpus_then_mps_else_none():
     ],
 )
 def test_device_settings(value, parsed):
-    assert parse_device_setting(value, "--device") == parsed
+    assert parse_device_setting(value, "--envsetup-device") == parsed
 
 
 @pytest.mark.parametrize("value", ["gpu", "cuda:x", "cuda0", "", "cpu,tpu", "all,cpu"])
@@ -236,7 +236,7 @@ def test_settings_precedence_is_cli_then_env_then_ini():
     env = {"ENVSETUP_DEVICE": "cuda:1", "ENVSETUP_GPU": "skip"}
     ini = ("mps", "only")
     assert settings(("cpu", "require"), env, ini) == Settings(
-        ("cpu",), "--device", "require", "--gpu"
+        ("cpu",), "--envsetup-device", "require", "--envsetup-gpu"
     )
     assert settings((None, None), env, ini) == Settings(
         ("cuda:1",), "ENVSETUP_DEVICE", "skip", "ENVSETUP_GPU"
@@ -250,8 +250,7 @@ def test_settings_precedence_is_cli_then_env_then_ini():
 @pytest.mark.parametrize(
     ("cli", "env", "ini", "source"),
     [
-        ((None, "maybe"), {}, (None, None), "--gpu"),
-        ((None, None), {"ENVSETUP_GPU": "maybe"}, (None, None), "ENVSETUP_GPU"),
+        ((None, "maybe"), {}, (None, None), "--envsetup-gpu"),
         ((None, None), {}, (None, "maybe"), "ini envsetup_gpu"),
     ],
 )
@@ -261,6 +260,23 @@ def test_bad_gpu_mode_names_its_source(cli, env, ini, source):
     )
     with pytest.raises(ValueError, match=expected):
         settings(cli, env, ini)
+
+
+def test_a_bad_environment_value_is_held_back_and_the_next_source_applies():
+    """ENVSETUP_* may be exported for another project: not an error until envsetup is used."""
+    loaded = settings(
+        (None, None), {"ENVSETUP_GPU": "maybe", "ENVSETUP_DEVICE": "tpu"}, ("cpu", None)
+    )
+    assert (loaded.device, loaded.device_source, loaded.gpu) == (
+        ("cpu",),
+        "ini envsetup_device",
+        "auto",
+    )
+    assert loaded.env_problem == (
+        "invalid device 'tpu' (from ENVSETUP_DEVICE); expected auto, all, cpu, cuda, cuda:N, mps "
+        "or a comma-separated list such as 'cpu,cuda:0'; invalid gpu mode 'maybe' (from "
+        "ENVSETUP_GPU); expected one of auto, require, skip, only"
+    )
 
 
 def two_gpus(**extra) -> Machine:
@@ -419,7 +435,12 @@ def test_why_unusable_appends_the_fix_and_says_when_no_gpu_exists():
         "CPU-only build — fix: pip install torch==2.13.0+cu130"
     )
     assert acc.why_unusable(CPU_TORCH, Machine(LINUX), lambda: None) == (
-        "no usable GPU: torch 2.13.0+cpu (CPU-only build) sees none and none was detected"
+        "no usable GPU: none was detected (torch 2.13.0+cpu (CPU-only build) sees none)"
+    )
+    # torch missing on a machine without GPU: no "present, but" with an empty GPU name
+    missing = acc.TorchView(version=None, problem="import torch failed: No module named 'torch'")
+    assert acc.why_unusable(missing, Machine(LINUX), lambda: None) == (
+        "no usable GPU: none was detected (import torch failed: No module named 'torch')"
     )
 
 

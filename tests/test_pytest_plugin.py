@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import shutil
@@ -13,11 +14,20 @@ from typing import Any
 import fake_torch
 import pytest
 
+from envsetup.machine import Gpu, Machine, Platform
+from envsetup.plugin_options import Settings
+
 pytest_plugins = ["pytester"]
 
 HERE = Path(__file__).parent
 SMI_DATA = HERE / "data" / "nvidia-smi"
 H100 = "NVIDIA H100 80GB HBM3:81559:9.0"
+H100_MACHINE = Machine(
+    platform=Platform("linux", "x86_64", "3.11"),
+    driver_version="580.159.04",
+    cuda_version="13.0",
+    gpus=(Gpu(0, "NVIDIA H100 80GB HBM3", 81559, "9.0"),),
+)
 CLEARED = (
     "ENVSETUP_",
     "FAKE_TORCH_",
@@ -196,9 +206,9 @@ def test_p_no_envsetup_disables_marker_fixture_header_and_options(project):
     result.stdout.fnmatch_lines(["*'gpu' not found in `markers` configuration option*"])
     result = project.run("-p", "no:envsetup")
     result.stdout.fnmatch_lines(["*fixture 'device' not found*"])
-    result = project.run("-p", "no:envsetup", "--device", "cpu")
+    result = project.run("-p", "no:envsetup", "--envsetup-device", "cpu")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*unrecognized arguments: --device*"])
+    result.stderr.fnmatch_lines(["*unrecognized arguments: --envsetup-device*"])
 
 
 @needs_entry_point
@@ -215,10 +225,13 @@ def test_options_are_documented_in_help(project):
     result.stdout.fnmatch_lines(
         [
             "envsetup: gpu marker and device fixture:",
-            "*--device=DEVICE*device for the `device` fixture: auto*",
-            "*--gpu=MODE*gpu-marked tests: auto*",
+            "*--envsetup-device=DEVICE",
+            "*device for envsetup's `device` fixture: auto*",
+            "*--envsetup-gpu=MODE*envsetup's gpu-marked tests: auto*",
+            "*--envsetup-pin-gpus*give each pytest-xdist worker one GPU*",
             "*envsetup_device (string)*",
             "*envsetup_gpu (string)*",
+            "*envsetup_pin_gpus (bool)*",
         ]
     )
 
@@ -227,45 +240,37 @@ def test_options_are_documented_in_help(project):
 
 
 @simulated_hardware
-def test_header_without_gpu_or_torch(project):
+def test_header_is_one_line_without_gpu_or_torch(project):
     result = project.run("--co")
     result.stdout.fnmatch_lines(
-        [
-            "envsetup: no GPU detected",
-            "envsetup: torch not installed; device auto → cpu; gpu tests auto",
-        ]
+        ["envsetup: no GPU detected; torch not installed; device auto → cpu; gpu tests auto"]
+    )
+    assert result.stdout.str().count("envsetup:") == 1
+
+
+def test_header_with_h100_and_cpu_torch_warns():
+    from envsetup.pytest_plugin import header_line
+
+    line = header_line(H100_MACHINE, "2.13.0+cpu", "CPU-only build", Settings())
+    assert line == (
+        "envsetup: NVIDIA H100 80GB HBM3 (driver 580.159.04, CUDA ≤ 13.0); torch 2.13.0+cpu "
+        "(CPU-only build); device auto → cpu; gpu tests auto; warning: torch 2.13.0+cpu "
+        "(CPU-only build) cannot use the GPU"
     )
 
 
-@simulated_hardware
-def test_header_with_h100_and_cpu_torch_warns(project):
-    project.torch()
-    project.nvidia_smi()
-    result = project.run("--co")
-    result.stdout.fnmatch_lines(
-        [
-            "envsetup: NVIDIA H100 80GB HBM3; driver 580.159.04, CUDA ≤ 13.0",
-            "envsetup: torch 2.13.0+cpu (CPU-only build); device auto → cpu; gpu tests auto",
-            "envsetup: warning: a GPU is present but torch 2.13.0+cpu (CPU-only build) cannot use "
-            "it; gpu tests will be skipped (--gpu require fails them)",
-        ]
-    )
-    assert project.torch_imports() == 0
+def test_header_with_two_gpus_and_cuda_torch():
+    from envsetup.pytest_plugin import header_line
 
-
-@simulated_hardware
-def test_header_with_two_gpus_and_cuda_torch(project):
-    project.cuda_torch()
-    project.nvidia_smi(gpus=2)
-    result = project.run("--co", "--gpu", "require", "--device", "all")
-    result.stdout.fnmatch_lines(
-        [
-            "envsetup: 2x NVIDIA H100 80GB HBM3; driver 580.159.04, CUDA ≤ 13.0",
-            "envsetup: torch 2.13.0+cu130 (CUDA 13.0 build); device all → cpu, cuda:0, cuda:1; "
-            "gpu tests require",
-        ]
+    two = dataclasses.replace(H100_MACHINE, gpus=H100_MACHINE.gpus * 2)
+    settings = Settings(device=("all",), gpu="require")
+    pinned = "xdist workers pinned to CUDA_VISIBLE_DEVICES=0,1"
+    line = header_line(two, "2.13.0+cu130", "CUDA 13.0 build", settings, pinned)
+    assert line == (
+        "envsetup: 2x NVIDIA H100 80GB HBM3 (driver 580.159.04, CUDA ≤ 13.0); torch 2.13.0+cu130 "
+        "(CUDA 13.0 build); device all; gpu tests require; xdist workers pinned to "
+        "CUDA_VISIBLE_DEVICES=0,1"
     )
-    assert "warning" not in result.stdout.str()
 
 
 # --------------------------------------------------------------------------- gpu marker
@@ -279,7 +284,7 @@ def test_gpu_tests_skip_without_gpu_with_a_reason(project):
     result.assert_outcomes(passed=1, skipped=2)
     assert (
         reasons(result)
-        == ["no usable GPU: torch 2.13.0+cpu (CPU-only build) sees none and none was detected"] * 2
+        == ["no usable GPU: none was detected (torch 2.13.0+cpu (CPU-only build) sees none)"] * 2
     )
 
 
@@ -420,7 +425,7 @@ def test_invalid_marker_arguments_are_a_usage_error_naming_each_test(project):
             pass
         """
     )
-    result = project.run()
+    result = project.run("--envsetup-gpu", "auto")  # the suite says the marker is envsetup's
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(
         [
@@ -511,10 +516,10 @@ def test_gpu_require_fails_the_run_on_cpu_only_torch(project):
     project.torch()
     project.nvidia_smi()
     project.pytester.makepyfile(GPU_TESTS)
-    result = project.run("--gpu", "require")
+    result = project.run("--envsetup-gpu", "require")
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     result.assert_outcomes(passed=1, errors=2)
-    present = "*--gpu require (from --gpu): NVIDIA H100 80GB HBM3 present*"
+    present = "*gpu mode require (from --envsetup-gpu): NVIDIA H100 80GB HBM3 present*"
     result.stdout.fnmatch_lines([f"{present}CPU-only build — fix:*{h100_fix()}"])
 
 
@@ -530,9 +535,9 @@ def test_gpu_require_from_env_still_skips_unmet_hardware_conditions(project, mon
 def test_gpu_skip_skips_without_importing_torch(project):
     project.cuda_torch()
     project.pytester.makepyfile(GPU_TESTS.replace("def test_plain(device)", "def test_plain()"))
-    result = project.run("--gpu", "skip")
+    result = project.run("--envsetup-gpu", "skip")
     result.assert_outcomes(passed=1, skipped=2)
-    assert set(reasons(result)) == {"gpu tests skipped by --gpu skip (from --gpu)"}
+    assert set(reasons(result)) == {"gpu tests skipped by gpu mode skip (--envsetup-gpu)"}
     assert project.torch_imports() == 0
 
 
@@ -547,11 +552,9 @@ def test_gpu_only_deselects_the_rest(project):
 @pytest.mark.parametrize(
     ("args", "env", "ini", "message"),
     [
-        (("--gpu", "maybe"), {}, "", "invalid gpu mode 'maybe' (from --gpu)"),
-        ((), {"ENVSETUP_GPU": "always"}, "", "invalid gpu mode 'always' (from ENVSETUP_GPU)"),
+        (("--envsetup-gpu", "maybe"), {}, "", "invalid gpu mode 'maybe' (from --envsetup-gpu)"),
         ((), {}, "envsetup_gpu = yes", "invalid gpu mode 'yes' (from ini envsetup_gpu)"),
-        (("--device", "gpu0"), {}, "", "invalid device 'gpu0' (from --device)"),
-        ((), {"ENVSETUP_DEVICE": "tpu"}, "", "invalid device 'tpu' (from ENVSETUP_DEVICE)"),
+        (("--envsetup-device", "gpu0"), {}, "", "invalid device 'gpu0' (from --envsetup-device)"),
         ((), {}, "envsetup_device = cuda:x", "invalid device 'cuda:x' (from ini envsetup_device)"),
     ],
 )
@@ -585,9 +588,9 @@ def printed_devices(result: pytest.RunResult) -> list[str]:
         ("cpu", (), "cpu"),
         ("cuda", (), "cuda:0"),
         ("mps", (), "mps"),
-        ("cuda", ("--device", "cpu"), "cpu"),
-        ("two", ("--device", "cuda:1"), "cuda:1"),
-        ("two", ("--device", "cuda"), "cuda:0"),
+        ("cuda", ("--envsetup-device", "cpu"), "cpu"),
+        ("two", ("--envsetup-device", "cuda:1"), "cuda:1"),
+        ("two", ("--envsetup-device", "cuda"), "cuda:0"),
     ],
 )
 def test_device_fixture(project, setup, args, device):
@@ -610,7 +613,7 @@ def test_device_setting_precedence_cli_env_ini(project, monkeypatch):
     assert printed_devices(project.run("-s")) == ["cuda:1"]
     monkeypatch.setenv("ENVSETUP_DEVICE", "cpu")
     assert printed_devices(project.run("-s")) == ["cpu"]
-    assert printed_devices(project.run("-s", "--device", "cuda")) == ["cuda:0"]
+    assert printed_devices(project.run("-s", "--envsetup-device", "cuda")) == ["cuda:0"]
 
 
 @simulated_hardware
@@ -632,9 +635,11 @@ def test_forced_device_torch_cannot_use_fails_with_the_reason(project, monkeypat
 def test_device_cpu_skips_gpu_tests(project):
     project.cuda_torch()
     project.pytester.makepyfile(GPU_TESTS)
-    result = project.run("--device", "cpu")
+    result = project.run("--envsetup-device", "cpu")
     result.assert_outcomes(passed=1, skipped=2)
-    assert set(reasons(result)) == {"gpu test, but --device cpu (from --device) forces the CPU"}
+    assert set(reasons(result)) == {
+        "gpu test, but device cpu (from --envsetup-device) forces the CPU"
+    }
 
 
 def test_device_list_parametrizes_with_stable_ids(project):
@@ -658,7 +663,7 @@ def test_device_list_parametrizes_with_stable_ids(project):
             pass
         """
     )
-    result = project.run("--device", "cpu,cuda:0", "-v")
+    result = project.run("--envsetup-device", "cpu,cuda:0", "-v")
     result.stdout.fnmatch_lines_random(
         [
             "*::test_any[[]cpu[]] PASSED*",
@@ -676,7 +681,7 @@ def test_device_all_uses_the_probes_and_skips_what_torch_cannot_use(project):
     project.torch()  # CPU torch on a two-GPU machine
     project.nvidia_smi(gpus=2)
     project.pytester.makepyfile(DEVICE_TEST)
-    result = project.run("--device", "all", "-v")
+    result = project.run("--envsetup-device", "all", "-v")
     result.stdout.fnmatch_lines_random(
         [
             "*::test_device[[]cpu[]] PASSED*",
@@ -685,7 +690,7 @@ def test_device_all_uses_the_probes_and_skips_what_torch_cannot_use(project):
         ]
     )
     assert reasons(result)[0].startswith(
-        "cuda:0 was asked for, but torch sees 0 CUDA device(s) (from --device all): "
+        "cuda:0 was asked for, but torch sees 0 CUDA device(s) (from device all): "
         "2x NVIDIA H100 80GB HBM3 present (driver 580.159.04, CUDA ≤ 13.0), but torch 2.13.0+cpu "
         "is a CPU-only build — fix: "
     )
@@ -695,7 +700,7 @@ def test_device_all_uses_the_probes_and_skips_what_torch_cannot_use(project):
 def test_device_all_without_gpus_is_just_cpu(project):
     project.torch()
     project.pytester.makepyfile(DEVICE_TEST)
-    result = project.run("--device", "all", "-v")
+    result = project.run("--envsetup-device", "all", "-v")
     result.stdout.fnmatch_lines(["*::test_device[[]cpu[]] PASSED*"])
     result.assert_outcomes(passed=1)
 
@@ -719,7 +724,7 @@ def test_a_suite_without_gpu_tests_never_imports_torch(project):
     project.pytester.makepyfile("\n".join(f"def test_{i}():\n    pass\n" for i in range(20)))
     result = project.run_subprocess()
     result.assert_outcomes(passed=20)
-    result.stdout.fnmatch_lines(["envsetup: NVIDIA H100 80GB HBM3*"])
+    result.stdout.fnmatch_lines(["envsetup: no GPU detected*"])  # cheap probes: no nvidia-smi
     assert (project.pytester.path / "torch-in-sys-modules.txt").read_text() == "False"
     assert project.torch_imports() == 0
 
@@ -764,28 +769,29 @@ def visible_by_worker(path: Path) -> dict[str, set[str]]:
     return seen
 
 
+@simulated_hardware
 def test_xdist_gives_each_worker_one_gpu_from_the_outer_list(project, monkeypatch):
     project.torch()
+    project.nvidia_smi(gpus=2)
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "GPU-aaaa,MIG-bbbb")
     project.pytester.makepyfile(XDIST_RECORD.format(n=8))
-    result = project.run_subprocess("-n", "2")
+    result = project.run_subprocess("-n", "2", "--envsetup-pin-gpus")
     result.assert_outcomes(passed=8)
     assert visible_by_worker(project.pytester.path) == {"gw0": {"GPU-aaaa"}, "gw1": {"MIG-bbbb"}}
 
 
-def test_xdist_more_workers_than_gpus_share_round_robin_with_a_warning(project, monkeypatch):
+@simulated_hardware
+def test_xdist_more_workers_than_gpus_share_round_robin_said_in_the_header(project, monkeypatch):
     project.torch()
+    project.nvidia_smi(gpus=4)
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3,1")
+    project.pytester.makeini("[pytest]\nenvsetup_pin_gpus = true\nfilterwarnings = error\n")
     project.pytester.makepyfile(XDIST_RECORD.format(n=12))
-    result = project.run_subprocess("-n", "3")
-    result.assert_outcomes(passed=12, warnings=1)
+    result = project.run_subprocess("-n", "3", "-W", "error")
+    result.assert_outcomes(passed=12)  # no PytestWarning that -W error would make fatal
     assert visible_by_worker(project.pytester.path) == {"gw0": {"3"}, "gw1": {"1"}, "gw2": {"3"}}
     result.stdout.fnmatch_lines(
-        [
-            "envsetup: xdist: 3 workers, one GPU each from CUDA_VISIBLE_DEVICES=3,1 "
-            "(shared round-robin)",
-            "*envsetup: 3 xdist workers share 2 GPU(s) round-robin*",
-        ]
+        ["envsetup: *; xdist workers pinned to CUDA_VISIBLE_DEVICES=3,1 (shared round-robin)"]
     )
 
 
@@ -812,7 +818,7 @@ def test_gpu(n, device):
     assert name == expected[os.environ["CUDA_VISIBLE_DEVICES"]]
 """,
     )
-    result = project.run_subprocess("-n", "2")
+    result = project.run_subprocess("-n", "2", "--envsetup-pin-gpus")
     result.assert_outcomes(passed=12)
     assert visible_by_worker(project.pytester.path) == {"gw0": {"0"}, "gw1": {"1"}}
 
@@ -828,6 +834,107 @@ def test_device(device):
     assert torch.cuda.device_count() == 2
 """,
     )
-    result = project.run_subprocess("-n", "2", "--device", "all")
+    result = project.run_subprocess("-n", "2", "--envsetup-device", "all")
     result.assert_outcomes(passed=9)
     assert set().union(*visible_by_worker(project.pytester.path).values()) == {"<unset>"}
+
+
+# --------------------------------------------------------------------------- a good guest
+
+
+@pytest.mark.parametrize("where", ["conftest.py", "sub/conftest.py"])
+def test_an_option_name_taken_by_a_conftest_is_a_message_naming_envsetup(project, where):
+    project.pytester.makepyfile(
+        **{
+            where.removesuffix(".py"): "def pytest_addoption(parser):\n"
+            "    parser.addoption('--envsetup-device')\n",
+            "sub/test_x": "def test_x():\n    pass\n",
+        }
+    )
+    result = project.run_subprocess()
+    output = result.stdout.str() + result.stderr.str()
+    assert "the option --envsetup-device is defined twice" in output
+    assert "-p no:envsetup" in output
+    assert "Traceback" not in output and "ArgumentError" not in output
+
+
+@simulated_hardware
+def test_gpu_tests_and_device_leave_os_environ_as_they_found_it(project, monkeypatch):
+    monkeypatch.delenv("PYTORCH_NVML_BASED_CUDA_CHECK")
+    project.cuda_torch()
+    project.pytester.makepyfile(
+        """
+        import os
+        import pytest
+
+        @pytest.mark.gpu
+        def test_a(device):
+            pass
+
+        def test_b(device):
+            assert "PYTORCH_NVML_BASED_CUDA_CHECK" not in os.environ
+        """
+    )
+    project.run("-p", "no:randomly").assert_outcomes(passed=2)
+    assert "PYTORCH_NVML_BASED_CUDA_CHECK" not in os.environ
+
+
+@simulated_hardware
+def test_device_fixture_without_torch_fails_naming_the_fix(project):
+    project.pytester.makepyfile("def test_x(device):\n    pass\n")
+    result = project.run()
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(
+        ["*envsetup's `device` fixture gives a torch.device, but torch is not installed in *fix: *"]
+    )
+    assert "ModuleNotFoundError" not in result.stdout.str()
+
+
+@simulated_hardware
+def test_gpu_test_without_torch_is_judged_by_the_hardware(project):
+    """No torch: envsetup judges the GPU (a cuDF test needs one, not torch)."""
+    project.pytester.makepyfile("import pytest\n\n@pytest.mark.gpu\ndef test_x():\n    pass\n")
+    assert reasons(project.run()) == [
+        "no GPU detected (torch is not installed; judged from detection)"
+    ]
+    project.run("--envsetup-gpu", "require").assert_outcomes(errors=1)
+
+
+def test_marker_with_foreign_arguments_steps_back_and_says_so_in_verbose_mode(project):
+    project.pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.gpu(type="A10", count=1)
+        def test_a():
+            pass
+
+        @pytest.mark.gpu
+        def test_b():
+            pass
+        """
+    )
+    result = project.run("-p", "no:randomly")
+    result.assert_outcomes(passed=2)
+    assert "left to the project" not in result.stdout.str()
+    result = project.run("-p", "no:randomly", "-v")
+    result.assert_outcomes(passed=2)
+    assert result.stdout.str().count("`gpu` marker left to the project") == 1
+
+
+def test_a_hung_nvidia_smi_adds_nothing_to_pytest_start(project):
+    script = project.bin / "nvidia-smi"
+    script.write_text("#!/bin/sh\nsleep 30\n")
+    script.chmod(0o755)
+    project.pytester.makepyfile("def test_x():\n    pass\n")
+    result = project.run_subprocess("--timeout", "20")
+    result.assert_outcomes(passed=1)
+    assert result.duration < 10  # detection would wait out its 5 s timeout, twice
+
+
+def test_quiet_runs_print_no_header_and_detect_nothing(project):
+    project.pytester.makeconftest(SYS_MODULES_PROBE.replace('"torch"', '"envsetup.detect"'))
+    project.pytester.makepyfile("def test_x():\n    pass\n")
+    result = project.run_subprocess("-q")
+    assert "envsetup:" not in result.stdout.str()
+    assert (project.pytester.path / "torch-in-sys-modules.txt").read_text() == "False"
