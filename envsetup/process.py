@@ -14,9 +14,11 @@ import contextlib
 import os
 import signal
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import IO, Any
 
 __all__ = [
@@ -44,43 +46,74 @@ def start(argv: Sequence[str], **popen: Any) -> subprocess.Popen[Any]:
     return subprocess.Popen(list(argv), start_new_session=_POSIX, **popen)
 
 
-def _signal_group(process: subprocess.Popen[Any], signum: int) -> bool:
-    """Send `signum` to the child's group; False when no member is left."""
+def _signal_group(process: subprocess.Popen[Any], signum: int) -> None:
+    """Send `signum` to the child's whole group (to the child alone off POSIX)."""
     if not _POSIX:
         if process.poll() is None:
             process.kill()
-        return process.poll() is None
-    try:
+        return
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(process.pid, signum)
-    except (ProcessLookupError, PermissionError):
+
+
+def _running(process: subprocess.Popen[Any]) -> bool:
+    """Whether the child, or anything left in its group, can still act (zombies cannot: where
+    PID 1 does not reap, as in many containers, orphans stay zombies for good)."""
+    if process.poll() is None:
+        return True
+    if not _POSIX:
         return False
-    return True
+    return _group_running(process.pid)
 
 
-def _group_gone(process: subprocess.Popen[Any], timeout: float) -> bool:
-    """Wait until the leader is reaped and no member of its group is left."""
+if sys.platform == "linux":
+
+    def _group_running(pgid: int) -> bool:
+        """Any member of the group that is not a zombie, from /proc/PID/stat."""
+        for entry in os.scandir("/proc"):
+            if not entry.name.isdigit():
+                continue
+            try:
+                stat = Path(entry.path, "stat").read_bytes()
+            except OSError:
+                continue  # it ended while we looked
+            state, _ppid, pgrp = stat[stat.rindex(b")") + 2 :].split()[:3]
+            if int(pgrp) == pgid and state not in (b"Z", b"X"):
+                return True
+        return False
+
+else:
+
+    def _group_running(pgid: int) -> bool:
+        """Any member of the group (zombies included: no portable way to tell them apart)."""
+        try:
+            os.killpg(pgid, 0)
+        except (ProcessLookupError, PermissionError):
+            return False
+        return True
+
+
+def _gone_within(process: subprocess.Popen[Any], timeout: float) -> bool:
     deadline = time.monotonic() + timeout
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        process.wait(max(deadline - time.monotonic(), 0))
-    while _signal_group(process, 0):
+    while _running(process):
         if time.monotonic() >= deadline:
             return False
         time.sleep(0.02)
-    return process.poll() is not None
+    return True
 
 
 def stop(process: subprocess.Popen[Any], *, grace: float = GRACE_S) -> None:
-    """SIGTERM to the whole group, SIGKILL to what is left after `grace`; returns once the
-    group is gone (or, if an orphan is never reaped, after another few seconds).
+    """SIGTERM to the whole group, SIGKILL to what is left after `grace`; returns once no member
+    can act any more, so nothing writes into a directory the caller is about to delete.
 
     Signals to envsetup are ignored meanwhile: a second Ctrl-C must not abandon the stop and let
     the children write on while the caller cleans up.
     """
     with signals_ignored():
-        if _signal_group(process, signal.SIGTERM) and _group_gone(process, grace):
-            return
-        _signal_group(process, signal.SIGKILL)
-        _group_gone(process, GRACE_S)
+        _signal_group(process, signal.SIGTERM)
+        if not _gone_within(process, grace):
+            _signal_group(process, signal.SIGKILL)
+            _gone_within(process, GRACE_S)
 
 
 @contextlib.contextmanager
@@ -111,7 +144,7 @@ def group_stopped(process: subprocess.Popen[Any]) -> Iterator[subprocess.Popen[A
     try:
         yield process
     finally:
-        if process.poll() is None or (_POSIX and _signal_group(process, 0)):
+        if _running(process):
             stop(process)
 
 
