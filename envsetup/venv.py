@@ -338,7 +338,7 @@ class _Rollback:
             except OSError:
                 return
 
-    def commit(self, out: TextIO) -> None:
+    def commit(self) -> None:
         """Delete the old environment, renamed to the trash name first: an interrupted deletion
         leaves a directory whose name says it is garbage, not an `.envsetup-old-` one."""
         if self.how == "moved":
@@ -357,7 +357,7 @@ class _Rollback:
                 f"envsetup: the new environment is ready, but deleting the old one was cut short "
                 f"({reason}): {trash} is left; the next `envsetup venv` on {self.path} removes "
                 "it, or delete it yourself",
-                file=out,
+                file=sys.stderr,
             )
             if isinstance(error, KeyboardInterrupt):
                 raise
@@ -455,5 +455,5 @@ def _build(
         raise EnvsetupError(
             f"step '{step}' failed: {type(error).__name__}: {error}\n  {path}: {state}"
         ) from error
-    rollback.commit(out or sys.stdout)
+    rollback.commit()
     return VenvResult(path, python, report)
