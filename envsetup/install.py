@@ -33,7 +33,6 @@ __all__ = [
     "installer_argv",
     "interruptible",
     "run_step",
-    "signals_handled",
 ]
 
 TAIL_LINES = 12
