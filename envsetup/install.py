@@ -11,20 +11,20 @@ import contextlib
 import os
 import shlex
 import shutil
-import signal
 import subprocess
 import sys
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
-from typing import Any, TextIO
+from typing import TextIO
 
 from envsetup.errors import EnvsetupError
 from envsetup.install_args import install_argv
 from envsetup.isolation import announce, isolate
 from envsetup.machine import Machine
 from envsetup.plan import Plan
+from envsetup.process import group_stopped, signals_handled, start
 from envsetup.redact import redact
 from envsetup.verify import Expectation, VerifyReport, verify
 
@@ -35,7 +35,6 @@ __all__ = [
     "installer_argv",
     "interruptible",
     "run_step",
-    "signals_handled",
 ]
 
 TAIL_LINES = 12
@@ -92,18 +91,6 @@ def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
 
-@contextlib.contextmanager
-def signals_handled(names: Sequence[str], handler: Any) -> Iterator[None]:
-    """Install `handler` for the named signals (those this OS has) while the block runs."""
-    signals = [getattr(signal, name) for name in names if hasattr(signal, name)]
-    previous = {signum: signal.signal(signum, handler) for signum in signals}
-    try:
-        yield
-    finally:
-        for signum, old in previous.items():
-            signal.signal(signum, old)
-
-
 def interruptible() -> contextlib.AbstractContextManager[None]:
     """SIGTERM and SIGHUP act like Ctrl-C in the block, so cleanup code runs and the installer
     is stopped rather than orphaned."""
@@ -153,18 +140,6 @@ def _failure_hint(argv: Sequence[str], tail: Sequence[str]) -> str:
     return f"rerun the command to see its full output: {shlex.join(argv)}"
 
 
-def _stop(process: subprocess.Popen[str]) -> None:
-    """End an installer we started (on Ctrl-C it may already be exiting on its own)."""
-    if process.poll() is not None:
-        return
-    process.terminate()
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-
-
 def run_step(
     step: str, argv: Sequence[str], *, out: TextIO | None = None, hint: str | None = None
 ) -> None:
@@ -175,8 +150,8 @@ def run_step(
     announce(isolation, lambda notice: print(notice, file=out))
     print(f"$ {redact(shlex.join(argv))}", file=out, flush=True)
     try:
-        process = subprocess.Popen(
-            list(argv),
+        process = start(
+            argv,
             env=isolation.environ,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -187,16 +162,14 @@ def run_step(
         )
     except OSError as error:
         raise StepFailed(step, f"could not start {argv[0]!r}: {error.strerror}") from None
-    try:
+    # Ctrl-C, SIGTERM, a failing `out`: the installer and its children must not outlive us.
+    with group_stopped(process):
         assert process.stdout is not None
         for line in process.stdout:
             out.write(line)
             out.flush()
             tail.append(line.rstrip())
         code = process.wait()
-    except BaseException:  # Ctrl-C, SIGTERM: the installer must not outlive us
-        _stop(process)
-        raise
     if code != 0:
         raise StepFailed(
             step,

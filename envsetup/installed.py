@@ -16,6 +16,9 @@ from envsetup.plan import TORCH_FAMILY
 
 __all__ = ["installed_versions", "interpreter_facts"]
 
+#: Marks the answer in the output: a sitecustomize or .pth hook may print too.
+_MARKER = "ENVSETUP-FACTS-JSON:"
+
 _SCRIPT = f"""\
 import json, sys, sysconfig
 from importlib import metadata
@@ -25,7 +28,7 @@ for name in sys.argv[1:]:
         found[name] = metadata.version(name)
     except metadata.PackageNotFoundError:
         pass
-print(json.dumps({{"python": {PYTHON_TAG}, "installed": found}}))
+print("{_MARKER}" + json.dumps({{"python": {PYTHON_TAG}, "installed": found}}), flush=True)
 """
 
 
@@ -70,7 +73,7 @@ def interpreter_facts(python: str, *, timeout: float = 30.0) -> tuple[str, dict[
             f"{result.stderr.strip()[-300:]}",
             hint="check that it is a Python ≥ 3.8 interpreter",
         )
-    data = reported_json(result.stdout)
+    data = reported_json(result.stdout, _MARKER)
     try:
         found = {str(name): str(version) for name, version in data["installed"].items()}
     except (KeyError, TypeError, AttributeError):

@@ -3,14 +3,17 @@ and never imports torch (the fake torch below exits the interpreter if it is imp
 
 from __future__ import annotations
 
+import shlex
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from envsetup.errors import EnvsetupError
 from envsetup.installed import installed_versions, interpreter_facts
+from envsetup.interpreter import MAX_OUTPUT, reported_json
 
 POSIX_ONLY = pytest.mark.skipif(sys.platform == "win32", reason="uses a /bin/sh script")
 BOOBY_TRAP = "raise SystemExit('torch was imported')\n"
@@ -100,3 +103,57 @@ def test_first_on_sys_path_wins_like_importlib_metadata(
     found = installed_versions()
     assert found["torch"] == metadata.version("torch") == "2.5.1+cu121"
     assert found["torchvision"] == metadata.version("torchvision") == "0.20.1"
+
+
+def _wrapper(tmp_path: Path, body: str) -> str:
+    """A `python` that is a shell script: `body`, with $REAL the real interpreter."""
+    script = tmp_path / "python"
+    script.write_text(f"#!/bin/sh\nREAL={shlex.quote(sys.executable)}\n{body}\n")
+    script.chmod(0o755)
+    return str(script)
+
+
+@POSIX_ONLY
+def test_output_before_and_after_the_answer_is_not_the_answer(tmp_path: Path) -> None:
+    """A sitecustomize printing at start-up (no newline) and an atexit hook printing after."""
+    python = _wrapper(tmp_path, 'printf \'hello from sitecustomize\'\n"$REAL" "$@"\necho bye')
+    version, found = interpreter_facts(python)
+    assert version == f"{sys.version_info[0]}.{sys.version_info[1]}"
+    assert isinstance(found, dict)
+
+
+@POSIX_ONLY
+def test_an_interpreter_that_floods_is_stopped_at_the_byte_limit(tmp_path: Path) -> None:
+    python = _wrapper(tmp_path, f"head -c {MAX_OUTPUT + 1024} /dev/zero\nexec sleep 600")
+    started = time.monotonic()
+    with pytest.raises(EnvsetupError, match="printed more than 8 MiB and was stopped"):
+        interpreter_facts(python, timeout=60)
+    assert time.monotonic() - started < 30
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc to see the child")
+def test_a_hung_interpreter_is_stopped_with_its_children(tmp_path: Path) -> None:
+    pid_file = tmp_path / "child.pid"
+    python = _wrapper(tmp_path, f"sleep 600 &\necho $! > {pid_file}\nexec sleep 600")
+    started = time.monotonic()
+    with pytest.raises(EnvsetupError, match="no answer within 1 s; it was stopped"):
+        interpreter_facts(python, timeout=1)
+    assert time.monotonic() - started < 10
+    assert not running(int(pid_file.read_text()))
+
+
+def running(pid: int) -> bool:
+    """Whether `pid` is alive and not a zombie (an orphan PID 1 never reaps is one)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat[stat.rindex(")") + 2] not in "ZX"
+
+
+def test_verify_answer_is_found_after_output_without_a_newline() -> None:
+    from envsetup._verify_check import MARKER
+
+    stdout = f'torch warning: something\nno newline here{MARKER}{{"ok": 1}}\natexit: bye'
+    assert reported_json(stdout, MARKER) == {"ok": 1}
+    assert reported_json("nothing to see", MARKER) is None

@@ -13,6 +13,8 @@ SIGINT/SIGTERM while real pip/uv download from the fake index. Here the installe
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import os
 import signal
 import subprocess
@@ -28,9 +30,10 @@ from fake_index import (
     index_fixture,
     isolated_env,
     run_envsetup,
+    serve_fake_index,
     uv_executable,
 )
-from test_venv import request, snapshot, uv_venv
+from test_venv import request, site_torch, snapshot, uv_venv
 
 FAKE_PIP = '''\
 """Stands in for `python -m pip install`: writes half a torch, then fails as FAKE_PIP_MODE says."""
@@ -196,4 +199,129 @@ def test_sigterm_while_pip_is_half_way(tmp_path: Path, index: Served, pip_shim: 
     )
     assert code == 130, stderr
     assert "interrupted during step 'install'" in stderr and "Traceback" not in stderr
+    assert snapshot(tmp_path) == before
+
+
+# --- Children as a group, one run per target, a commit that cannot be cut in half.
+
+ENSUREPIP_STAND_IN = """\
+#!/bin/sh
+# A base `python` whose `-m venv` leaves a grandchild writing into the new environment, as
+# ensurepip does while `python -m venv` waits for it.
+if [ "$1" = "-m" ] && [ "$2" = "venv" ]; then
+    "$REAL" -m venv --without-pip "$3" || exit $?
+    (i=0; while :; do i=$((i+1)); echo x > "$3/ensurepip-$i"; sleep 0.01; done) &
+    echo $! > "$STATE/writer.pid"
+    touch "$STATE/writing"
+    wait
+    exit $?
+fi
+exec "$REAL" "$@"
+"""
+
+
+@pytest.mark.uv
+@pytest.mark.parametrize(
+    ("signum", "existing"),
+    [(signal.SIGINT, True), (signal.SIGTERM, True), (signal.SIGTERM, False)],
+    ids=["sigint-force", "sigterm-force", "sigterm-new"],
+)
+def test_signal_while_a_grandchild_writes_into_the_new_environment(
+    tmp_path: Path, index: Served, signum: int, existing: bool
+) -> None:
+    target = tmp_path / "env"
+    state = tmp_path.parent / f"{tmp_path.name}-state"
+    state.mkdir()
+    python = state / "python"
+    python.write_text(ENSUREPIP_STAND_IN)
+    python.chmod(0o755)
+    env = isolated_env({"REAL": sys.executable, "STATE": str(state)})
+    if existing:
+        uv_venv(target, env)
+    before = snapshot(tmp_path)
+    argv = [sys.executable, "-m", "envsetup", "venv", str(target), "--python", str(python)]
+    argv += ["--torch", "2.5.1", *request(index), *(["--force"] if existing else [])]
+    try:
+        code, stderr = interrupt(argv, env, state / "writing", signum)
+        time.sleep(0.2)  # a writer that survived would write on meanwhile
+        assert code == 130, stderr
+        assert "interrupted during step 'create'" in stderr and "Traceback" not in stderr
+        assert snapshot(tmp_path) == before  # the old environment intact, no half-built one
+        assert not alive(int((state / "writer.pid").read_text()))
+    finally:
+        with contextlib.suppress(OSError, ValueError):
+            os.kill(int((state / "writer.pid").read_text()), signal.SIGKILL)
+
+
+def alive(pid: int) -> bool:
+    """Whether `pid` still runs (a zombie does not: PID 1 may never reap an orphan)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat[stat.rindex(")") + 2] not in "ZX"
+
+
+@pytest.mark.uv
+def test_a_signal_while_the_old_environment_is_deleted_leaves_a_named_trash(
+    tmp_path: Path, index: Served
+) -> None:
+    target = tmp_path / "env"
+    env = isolated_env()
+    uv_venv(target, env)
+    junk = target / "junk"
+    junk.mkdir()
+    for number in range(40000):  # enough that deleting it takes a while
+        (junk / str(number)).touch()
+    trash = tmp_path / f".envsetup-trash-{hashlib.sha256(b'env').hexdigest()[:10]}"
+    argv = [sys.executable, "-m", "envsetup", "venv", str(target), "--force"]
+    argv += ["--installer", "uv", "--torch", "2.5.1", *request(index)]
+    process = subprocess.Popen(
+        argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not trash.exists() and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.001)
+        assert trash.exists(), "the old environment was never renamed to its trash name"
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 130, stderr
+    assert "the new environment is ready, but deleting the old one was cut short" in stderr
+    assert str(trash) in stderr
+    assert site_torch(target) == ["torch-2.5.1+cpu.dist-info"]
+    assert not list(tmp_path.glob(".envsetup-old-*"))
+    again = run_envsetup(*argv[3:], env=env)
+    assert again.returncode == 0, again.stderr
+    assert f"removing {trash}, left half-deleted by an earlier run" in again.stdout
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["env"]
+
+
+@pytest.mark.uv
+def test_a_second_run_on_the_same_target_refuses(tmp_path: Path) -> None:
+    target = tmp_path / "env"
+    env = isolated_env()
+    uv_venv(target, env)
+    before = snapshot(tmp_path)
+    with serve_fake_index(CPU_BUILDS, slow={"/torch-": 120}) as slow:
+        argv = [sys.executable, "-m", "envsetup", "venv", str(target), "--force"]
+        argv += ["--installer", "uv", "--torch", "2.5.1", *request(slow)]
+        first = subprocess.Popen(
+            argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        try:
+            assert slow.slow_hit.wait(60), "the first run never started downloading torch"
+            second = run_envsetup(*argv[3:], env=env)
+            first.send_signal(signal.SIGTERM)
+            _, stderr = first.communicate(timeout=60)
+        finally:
+            if first.poll() is None:
+                first.kill()
+    assert second.returncode == 1, second.stdout + second.stderr
+    assert f"another envsetup run (pid {first.pid}) is working on {target}" in second.stderr
+    assert first.returncode == 130, stderr
+    assert "the old environment is back in place" in stderr
     assert snapshot(tmp_path) == before

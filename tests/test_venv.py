@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -239,3 +241,148 @@ def test_python_version_picks_that_interpreter(tmp_path: Path, index: Served) ->
     assert result.returncode == 0, result.stdout + result.stderr
     assert "(Python 3.12." in result.stderr
     assert [p.name for p in (target / "lib").iterdir()] == ["python3.12"]
+
+
+# --- Rollback that cannot lose data: each case below deleted or emptied the old environment,
+# --- or failed outright, before envsetup/venv.py kept its bookkeeping after each change.
+
+FAILING = ("--installer", "uv", "--torch", "2.5.0", "--with", "torchaudio")  # no such wheel
+
+
+def tag(target: Path) -> str:
+    """The short name envsetup gives `target`'s aside, trash and lock (README: Reliability)."""
+    return hashlib.sha256(os.fsencode(target.name)).hexdigest()[:10]
+
+
+@pytest.mark.uv
+def test_force_on_a_240_character_name_keeps_the_old_environment(
+    tmp_path: Path, index: Served, env: dict[str, str]
+) -> None:
+    target = tmp_path / ("e" * 240)  # `.NAME.envsetup-old-PID` did not fit: ENAMETOOLONG
+    uv_venv(target, env)
+    before = snapshot(tmp_path)
+    result = run_envsetup("venv", str(target), "--force", *FAILING, *request(index), env=env)
+    assert result.returncode == 1, result.stderr
+    assert "step 'install' failed" in result.stderr
+    assert "the old environment is back in place" in result.stderr
+    assert snapshot(tmp_path) == before
+
+
+@contextlib.contextmanager
+def unwritable(directory: Path) -> Iterator[None]:
+    """`directory` where nobody may rename or create entries (root too: the immutable bit)."""
+    if os.geteuid() != 0:
+        directory.chmod(0o555)
+        try:
+            yield
+        finally:
+            directory.chmod(0o755)
+        return
+    made = subprocess.run(["chattr", "+i", str(directory)], capture_output=True, check=False)
+    if made.returncode != 0:
+        pytest.skip(f"root, and chattr +i failed here: {made.stderr.decode().strip()}")
+    try:
+        yield
+    finally:
+        subprocess.run(["chattr", "-i", str(directory)], check=True)
+
+
+@pytest.mark.uv
+def test_force_under_an_unwritable_parent_is_refused_unless_in_place(
+    tmp_path: Path, index: Served, env: dict[str, str]
+) -> None:
+    target = tmp_path / "venvs" / "me"  # /opt/venvs/me: the env is the user's, the parent not
+    target.parent.mkdir()
+    uv_venv(target, env)
+    before = snapshot(tmp_path)
+    argv = ["venv", str(target), "--force", *FAILING, *request(index)]
+    with unwritable(target.parent):
+        refused = run_envsetup(*argv, env=env)
+        in_place = run_envsetup(*argv, "--replace-in-place", env=env)
+    assert refused.returncode == 1, refused.stderr
+    assert f"cannot replace {target} safely: it cannot be renamed" in refused.stderr
+    assert "nothing was changed" in refused.stderr and "--replace-in-place" in refused.stderr
+    assert in_place.returncode == 1, in_place.stderr
+    assert "step 'install' failed" in in_place.stderr
+    assert "the old environment is back in place" in in_place.stderr
+    assert snapshot(tmp_path) == before
+
+
+def bind_mounted(target: Path, *argv: str) -> list[str]:
+    """`argv` run in a private mount namespace where `target` is a mount point (a volume)."""
+    if sys.platform != "linux" or os.geteuid() != 0 or shutil.which("unshare") is None:
+        pytest.skip("a bind mount needs Linux, root and unshare(1)")
+    probe = subprocess.run(["unshare", "-m", "true"], capture_output=True, check=False)
+    if probe.returncode != 0:
+        pytest.skip(f"unshare -m is not allowed here: {probe.stderr.decode().strip()}")
+    script = 'mount --bind "$0" "$0" && exec "$@"'
+    return ["unshare", "-m", "sh", "-c", script, str(target), *argv]
+
+
+@pytest.mark.uv
+def test_force_on_a_mount_point(tmp_path: Path, index: Served, env: dict[str, str]) -> None:
+    target = tmp_path / ".venv"  # a Docker volume on .venv: rename() says EBUSY
+    uv_venv(target, env)
+    before = snapshot(tmp_path)
+    envsetup = [sys.executable, "-m", "envsetup", "venv", str(target), "--force"]
+
+    def run(*argv: str) -> subprocess.CompletedProcess[str]:
+        command = bind_mounted(target, *envsetup, *argv, *request(index))
+        return subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+
+    refused = run(*FAILING)
+    assert refused.returncode == 1, refused.stderr
+    assert "it cannot be renamed (it is a mount point" in refused.stderr
+    assert snapshot(tmp_path) == before
+    failed = run(*FAILING, "--replace-in-place")
+    assert failed.returncode == 1, failed.stderr
+    assert "the old environment is back in place" in failed.stderr
+    assert snapshot(tmp_path) == before
+    replaced = run("--installer", "uv", "--torch", "2.5.1", "--replace-in-place")
+    assert replaced.returncode == 0, replaced.stderr
+    assert site_torch(target) == ["torch-2.5.1+cpu.dist-info"]
+    assert not (target / "notes.txt").exists()
+    assert not [p.name for p in target.iterdir() if p.name.startswith(".envsetup")]
+
+
+@pytest.mark.uv
+def test_a_stale_aside_is_named_and_never_promoted(
+    tmp_path: Path, index: Served, env: dict[str, str]
+) -> None:
+    target = tmp_path / "env"
+    uv_venv(target, env)
+    stale = tmp_path / f".envsetup-old-{tag(target)}"  # a run killed with SIGKILL left it
+    stale.mkdir()
+    (stale / "pyvenv.cfg").write_text("home = /an/older/python\n")
+    before = snapshot(tmp_path)
+    result = run_envsetup("venv", str(target), "--force", *FAILING, *request(index), env=env)
+    assert result.returncode == 1, result.stderr
+    assert f"{stale} is left from an earlier envsetup run on {target}" in result.stderr
+    assert "back in place" not in result.stderr
+    assert snapshot(tmp_path) == before
+
+
+@pytest.mark.uv
+def test_venv_dot_inside_an_empty_directory(
+    tmp_path: Path, index: Served, env: dict[str, str]
+) -> None:
+    here = tmp_path / "project"
+    here.mkdir()
+    command = [sys.executable, "-m", "envsetup", "venv", ".", "--installer", "uv"]
+    command += ["--torch", "2.5.1", *request(index)]
+    result = subprocess.run(command, cwd=here, env=env, capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"environment ready: {here}\n" in result.stdout
+    assert site_torch(here) == ["torch-2.5.1+cpu.dist-info"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["project"]
+
+
+@pytest.mark.parametrize("name", ["$(touch pwned)", "`touch pwned`", 'a"b', "new\nline"])
+def test_a_path_the_activate_scripts_would_run_is_refused(
+    tmp_path: Path, index: Served, env: dict[str, str], name: str
+) -> None:
+    target = tmp_path / name
+    result = run_envsetup("venv", str(target), *FAILING, *request(index), env=env)
+    assert result.returncode == 2, result.stderr
+    assert "CVE-2024-9287" in result.stderr and "Traceback" not in result.stderr
+    assert list(tmp_path.iterdir()) == []

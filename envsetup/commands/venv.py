@@ -35,6 +35,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="replace an existing environment at PATH (kept until the new one is verified)",
     )
     add_output_arguments(parser)
+    parser.add_argument(
+        "--replace-in-place",
+        action="store_true",
+        help="with --force, when PATH cannot be renamed (a mount point, an unwritable parent): "
+        "build inside it, its old contents kept in a hidden directory there until verified",
+    )
     add_request_arguments(parser)
     add_machine_arguments(parser)
 
@@ -81,6 +87,7 @@ def run(args: argparse.Namespace) -> int:
             base_python=base,
             installer=installer,
             force=args.force,
+            replace_in_place=args.replace_in_place,
             machine=machine,
             out=out,
         )
