@@ -296,7 +296,7 @@ def test_a_signal_while_the_old_environment_is_deleted_leaves_a_named_trash(
     assert not list(tmp_path.glob(".envsetup-old-*"))
     again = run_envsetup(*argv[3:], env=env)
     assert again.returncode == 0, again.stderr
-    assert f"removing {trash}, left half-deleted by an earlier run" in again.stdout
+    assert f"removing {trash}, left half-deleted by an earlier run" in again.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["env"]
 
 

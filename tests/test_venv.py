@@ -372,7 +372,7 @@ def test_venv_dot_inside_an_empty_directory(
     command += ["--torch", "2.5.1", *request(index)]
     result = subprocess.run(command, cwd=here, env=env, capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert f"environment ready: {here}\n" in result.stdout
+    assert f"environment ready: {here}\n" in result.stderr
     assert site_torch(here) == ["torch-2.5.1+cpu.dist-info"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["project"]
 
