@@ -938,9 +938,13 @@ def _channel_plan(
     channel = context.request.channel
     newest = context.matrices.releases[-1]
     found = _try_release(context, newest, {})
+    # The variant's own warnings (minor-version compatibility, an inferred arch list) hold for the
+    # channel's builds of it too.
+    variant_warnings: tuple[str, ...] = ()
     if isinstance(found, _Choice):
         variant = found.variant
         reasons = list(found.reasons)
+        variant_warnings = found.warnings
     elif context.forced is not None:
         variant, reasons = context.forced, []
     else:
@@ -966,6 +970,7 @@ def _channel_plan(
         ),
         warnings=(
             *context.warnings,
+            *variant_warnings,
             f"the {channel} channel is not in envsetup's matrices: the variant {variant} is "
             f"chosen as for torch {newest.version} and is unverified for {channel} builds",
         ),

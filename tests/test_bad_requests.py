@@ -230,7 +230,7 @@ def test_a_bad_installer_from_the_environment_is_a_usage_error(
     monkeypatch.setenv("ENVSETUP_INSTALLER", "uv;id")
     code, out, err = run_cli(capsys, [*verb, *NO_GPU])
     assert_clear_failure(code, 2, out, err, "invalid choice: 'uv;id'")
-    assert "ENVSETUP_INSTALLER" in err and "expected one of: pip, uv" in err
+    assert "ENVSETUP_INSTALLER" in err and "expected one of: auto, pip, uv" in err
     monkeypatch.setenv("ENVSETUP_INSTALLER", "uv")  # a good one still works, and a flag wins
     assert run_cli(capsys, ["install", "--dry-run", *NO_GPU, "--installer", "pip"])[0] == 0
 

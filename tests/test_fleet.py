@@ -303,9 +303,10 @@ def test_the_slurm_recipe_plans_builds_and_verifies_every_partition(tmp_path: Pa
     fleet = load_fleet([], [str(tmp_path / "fleet")], smi_platform=LINUX)
     expected = plan_fleet(fleet, Request())
     assert f"torch=={expected.torch}+{expected.variant}" in out, out
-    assert "4 machine(s)" in out
+    # The plan's explanation goes to stderr, its command and the verdicts to stdout.
+    assert "4 machine(s)" in result.stderr
     if expected.variant.startswith("cu"):
-        assert "node titan-v01's driver 515.65.01" in out
+        assert "node titan-v01's driver 515.65.01" in result.stderr
     for name in collected:
         assert re.search(rf"FAIL\s+{name}\s+no torch", out), result.stderr
     assert "4 of 4 nodes failed" in out
@@ -328,8 +329,9 @@ def test_the_kubernetes_recipe_collects_one_description_per_node(tmp_path: Path)
         text=True,
     )
     assert result.returncode == 0, result.stderr
-    assert "one build for 2 machine(s) of the fleet: rtx3080-01, rtx3080-02" in result.stdout
-    assert "sm_86 (node rtx3080-01, rtx3080-02)" in result.stdout
+    assert result.stdout.startswith("python -m pip install ")  # the command; the why on stderr
+    assert "one build for 2 machine(s) of the fleet: rtx3080-01, rtx3080-02" in result.stderr
+    assert "sm_86 (node rtx3080-01, rtx3080-02)" in result.stderr
 
 
 # --------------------------------------------------------------------------- verify --merge

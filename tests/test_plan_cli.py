@@ -95,10 +95,14 @@ def test_shells(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_nvidia_smi_output_file(capsys: pytest.CaptureFixture[str]) -> None:
     smi = str(NVIDIA_SMI / "h100-580-query-gpu.csv")
-    code, out, _ = run_plan(capsys, "--nvidia-smi-output", smi, *TARGET, "--json")
+    # Pinned to a release whose cu130 and cu132 lists are confirmed: cu130 then shows that the
+    # file's driver (CUDA 13.0) and GPU (sm_90) were read, whatever release is newest.
+    code, out, _ = run_plan(
+        capsys, "--nvidia-smi-output", smi, *TARGET, "--torch", "2.14.1", "--json"
+    )
     document = json.loads(out)
     assert code == 0
-    assert (document["torch"], document["variant"]) == (NEWEST, "cu130")
+    assert (document["torch"], document["variant"]) == ("2.14.1", "cu130")
     assert any("whose wheels include sm_90" in reason for reason in document["reasons"])
 
 

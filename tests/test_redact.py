@@ -38,23 +38,27 @@ def test_urls_are_shown_as_pip_shows_them(text: str, shown: str) -> None:
     assert redact(text) == shown
 
 
-def plan(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
+def plan(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[str, str]:
     assert cli.main(["plan", *TARGET, "--index-url-base", MIRROR, *argv]) == 0
-    return capsys.readouterr().out
+    captured = capsys.readouterr()
+    return captured.out, captured.err
 
 
 def test_plan_keeps_the_credential_only_in_the_command(capsys: pytest.CaptureFixture[str]) -> None:
     """Before: the reasons ("torch from https://me:s3cret…") and --json's index_url and reasons
-    held it in clear."""
-    command, _, rest = plan(capsys).partition("\n")
-    assert f"--index-url {MIRROR}/cpu" in command  # what the user asked for, ready to paste
-    assert SECRET not in rest and "https://me:****@mirror.example/whl/cpu" in rest
-    document = json.loads(plan(capsys, "--json"))
+    held it in clear. The command (stdout) is the artefact; the explanation goes to stderr."""
+    command, explanation = plan(capsys)
+    assert command.count("\n") == 1 and f"--index-url {MIRROR}/cpu" in command  # ready to paste
+    assert SECRET not in explanation and "https://me:****@mirror.example/whl/cpu" in explanation
+    out, err = plan(capsys, "--json")
+    document = json.loads(out)
     assert SECRET in document.pop("commands")[0]
-    assert SECRET not in json.dumps(document)
+    assert SECRET not in json.dumps(document) and SECRET not in err
     assert document["index_url"] == "https://me:****@mirror.example/whl/cpu"
     assert cli.main(["install", "--dry-run", "--gpu", "none", "--index-url-base", MIRROR]) == 0
-    assert SECRET in capsys.readouterr().out  # --dry-run prints the command itself
+    dry_run = capsys.readouterr()
+    assert SECRET in dry_run.out  # --dry-run prints the command itself
+    assert SECRET not in dry_run.err
 
 
 def test_step_lines_and_failures_hide_it(tmp_path: Path) -> None:
@@ -87,7 +91,7 @@ def test_an_install_and_a_failed_install_never_print_it(tmp_path: Path, index: S
     done = run_envsetup(*common, "--torch", "2.5.1", env=env)
     assert done.returncode == 0, done.stdout + done.stderr
     assert SECRET not in done.stdout + done.stderr
-    assert "me:****@127.0.0.1" in done.stdout
+    assert "me:****@127.0.0.1" in done.stderr  # the plan's why and the `$ …` lines
     failed = run_envsetup(*common, "--torch", "2.5.0", env=env)  # the index does not have it
     assert failed.returncode == 1, failed.stdout + failed.stderr
     assert SECRET not in failed.stdout + failed.stderr

@@ -22,7 +22,27 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.9/3.10
     import tomli as tomllib
 
-CASES = tomllib.loads((Path(__file__).parent / "data" / "golden_plans.toml").read_text())["case"]
+from envsetup.matrices import load
+
+#: What an unpinned plan picks where nothing narrows it (README rule 4: releases none of whose facts
+#: are confirmed are only planned when pinned), so "newest" cases follow the matrices.
+NEWEST = next(release.torch for release in reversed(load().releases) if release.confirmed)
+
+
+def _with_newest(value: Any) -> Any:
+    """`{newest}` in any string of a case stands for NEWEST."""
+    if isinstance(value, str):
+        return value.replace("{newest}", NEWEST)
+    if isinstance(value, list):
+        return [_with_newest(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _with_newest(item) for key, item in value.items()}
+    return value
+
+
+CASES = _with_newest(
+    tomllib.loads((Path(__file__).parent / "data" / "golden_plans.toml").read_text())["case"]
+)
 
 
 def build_machine(spec: dict[str, Any]) -> Machine:
