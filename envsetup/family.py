@@ -64,7 +64,7 @@ class Package:
         return next((pair for pair in reversed(self.pairs) if pair.admits(torch)), None)
 
     def refusal(self, torch: Version, platform: str) -> str | None:
-        """Why no release of this package can go with torch `torch` on `platform` (None: one can)."""
+        """Why no release of this package goes with `torch` on `platform` (None: one does)."""
         if self.rule == "nightly":
             return (
                 f"{self.name} is published only on the nightly index, for nightly torch "

@@ -121,12 +121,13 @@ def parse_companions(items: Iterable[str]) -> dict[str, SpecifierSet]:
                 f"--with {item!r} is not a valid PEP 440 requirement ({error})",
                 hint="list companions by name, e.g. --with torchvision,torchaudio",
             ) from None
-        if name not in COMPANIONS and _family_package(name) is None:
+        if name is None or (name not in COMPANIONS and _family_package(name) is None):
             from envsetup.family import load_family
 
+            family = ", ".join(load_family().packages)
             raise UsageError(
                 f"--with {item!r}: envsetup pins only {', '.join(COMPANIONS)} and the "
-                f"PyTorch-index family in matrices/family.toml ({', '.join(load_family().packages)})",
+                f"PyTorch-index family in matrices/family.toml ({family})",
                 hint="install other packages with your usual installer after torch",
             )
         companions[name] = spec

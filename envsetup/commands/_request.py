@@ -80,9 +80,9 @@ def add_request_arguments(parser: argparse.ArgumentParser) -> None:
         dest="with_",
         metavar="PKGS",
         default="",
-        help="companions pinned to the releases built for the chosen torch: torchvision, torchaudio, "
-        "torchao, torchcodec, torchdata, torchtext, fbgemm-gpu, torchrec, torchtune, xformers, "
-        "triton (matrices/family.toml)",
+        help="companions pinned to the releases built for the chosen torch: torchvision, "
+        "torchaudio, torchao, torchcodec, torchdata, torchtext, fbgemm-gpu, torchrec, "
+        "torchtune, xformers, triton (matrices/family.toml)",
     )
     request.add_argument(
         "--backend", default="auto", help="auto, cpu, cuda, cuXYZ, rocm, rocmX.Y or xpu"
