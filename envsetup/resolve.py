@@ -357,6 +357,8 @@ def _context(
     max_cuda, driver_reason = _driver_max_cuda(machine, matrices)
     if target == "cuda" and driver_reason:
         reasons.append(driver_reason)
+    if target == "rocm":
+        notes = (*notes, *_gfx_check(gpus, matrices, request.policy))
     return _Context(
         machine=machine,
         request=request,
@@ -405,6 +407,35 @@ def _auto_target(machine: Machine, gpus: tuple[Gpu, ...], os_name: str, reasons:
     else:
         reasons.append("no GPU found: CPU build")
     return "cpu"
+
+
+def _gfx_check(gpus: tuple[Gpu, ...], matrices: Matrices, policy: str) -> list[str]:
+    """A gfx target no ROCm build lists is refused up front; a ROCm plan with no gfx target
+    known is unchecked, which the plan says (and `--policy strict` refuses)."""
+    known = {target for row in matrices.rocm for target in row.gfx}
+    given = sorted({gpu.arch for gpu in gpus if gpu.vendor == "amd" and gpu.arch})
+    unlisted = [target for target in given if target not in known]
+    if unlisted:
+        raise NoCompatibleBuild(
+            f"no ROCm build of torch lists {', '.join(unlisted)} among its gfx targets "
+            f"(matrices/archs.toml knows {', '.join(sorted(known, key=_gfx_key))})",
+            hint="check the target with `rocminfo | grep gfx`; an unlisted GPU can only run "
+            "the CPU build (--backend cpu) or a torch built from source for it",
+        )
+    if given:
+        return []
+    message = (
+        "no AMD GPU's gfx target is known, so the ROCm build's gfx targets were not checked "
+        "against this machine: pass --amd-arch gfxNNNN (or UV_AMD_GPU_ARCHITECTURE=gfxNNNN; "
+        "`rocminfo | grep gfx` prints it)"
+    )
+    if policy == "strict":
+        raise NoCompatibleBuild(message, hint="--policy strict refuses unchecked GPU code")
+    return [message]
+
+
+def _gfx_key(target: str) -> tuple[int, str]:
+    return len(target), target
 
 
 def _refuse_unreadable(machine: Machine) -> NoReturn:
