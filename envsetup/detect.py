@@ -18,7 +18,7 @@ from pathlib import Path
 from envsetup.machine import Gpu, Machine, Platform, Problem
 from envsetup.probe.findings import Findings, now
 from envsetup.probe.host import current_platform
-from envsetup.probe.overrides import Override, read_overrides
+from envsetup.probe.overrides import Override, force_gfx, read_overrides
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (~3 ms of start-up)
 if TYPE_CHECKING:
@@ -417,6 +417,9 @@ def _apply_overrides(
     forced_caps = overrides.get("compute_capability")
     if forced_caps is not None:
         gpus = _force_capabilities(gpus, tuple(forced_caps.value), findings)
+    forced_gfx = overrides.get("amd_arch")
+    if forced_gfx is not None:
+        gpus = force_gfx(gpus, tuple(forced_gfx.value), forced_gfx.variable, findings.warn)
     return driver, cuda, gpus
 
 

@@ -24,6 +24,7 @@ from envsetup.variants import Variant, parse_variant, version_tuple
 if TYPE_CHECKING:
     from packaging.specifiers import SpecifierSet
 
+    from envsetup.family import Package as FamilyPackage
     from envsetup.matrices import Matrices, Release
 
 __all__ = [
@@ -120,9 +121,13 @@ def parse_companions(items: Iterable[str]) -> dict[str, SpecifierSet]:
                 f"--with {item!r} is not a valid PEP 440 requirement ({error})",
                 hint="list companions by name, e.g. --with torchvision,torchaudio",
             ) from None
-        if name not in COMPANIONS:
+        if name is None or (name not in COMPANIONS and _family_package(name) is None):
+            from envsetup.family import load_family
+
+            family = ", ".join(load_family().packages)
             raise UsageError(
-                f"--with {item!r}: envsetup pins only {', '.join(COMPANIONS)}",
+                f"--with {item!r}: envsetup pins only {', '.join(COMPANIONS)} and the "
+                f"PyTorch-index family in matrices/family.toml ({family})",
                 hint="install other packages with your usual installer after torch",
             )
         companions[name] = spec
@@ -352,6 +357,8 @@ def _context(
     max_cuda, driver_reason = _driver_max_cuda(machine, matrices)
     if target == "cuda" and driver_reason:
         reasons.append(driver_reason)
+    if target == "rocm":
+        notes = (*notes, *_gfx_check(gpus, matrices, request.policy))
     return _Context(
         machine=machine,
         request=request,
@@ -400,6 +407,35 @@ def _auto_target(machine: Machine, gpus: tuple[Gpu, ...], os_name: str, reasons:
     else:
         reasons.append("no GPU found: CPU build")
     return "cpu"
+
+
+def _gfx_check(gpus: tuple[Gpu, ...], matrices: Matrices, policy: str) -> list[str]:
+    """A gfx target no ROCm build lists is refused up front; a ROCm plan with no gfx target
+    known is unchecked, which the plan says (and `--policy strict` refuses)."""
+    known = {target for row in matrices.rocm for target in row.gfx}
+    given = sorted({gpu.arch for gpu in gpus if gpu.vendor == "amd" and gpu.arch})
+    unlisted = [target for target in given if target not in known]
+    if unlisted:
+        raise NoCompatibleBuild(
+            f"no ROCm build of torch lists {', '.join(unlisted)} among its gfx targets "
+            f"(matrices/archs.toml knows {', '.join(sorted(known, key=_gfx_key))})",
+            hint="check the target with `rocminfo | grep gfx`; an unlisted GPU can only run "
+            "the CPU build (--backend cpu) or a torch built from source for it",
+        )
+    if given:
+        return []
+    message = (
+        "no AMD GPU's gfx target is known, so the ROCm build's gfx targets were not checked "
+        "against this machine: pass --amd-arch gfxNNNN (or UV_AMD_GPU_ARCHITECTURE=gfxNNNN; "
+        "`rocminfo | grep gfx` prints it)"
+    )
+    if policy == "strict":
+        raise NoCompatibleBuild(message, hint="--policy strict refuses unchecked GPU code")
+    return [message]
+
+
+def _gfx_key(target: str) -> tuple[int, str]:
+    return len(target), target
 
 
 def _refuse_unreadable(machine: Machine) -> NoReturn:
@@ -854,8 +890,21 @@ def _try_release(
     problems = []
     for name, wanted in companions.items():
         paired = _companion(release, name)
-        if paired is None:
+        family = _family_package(name)
+        refusal = None if family is None else family.refusal(release.version, context.platform)
+        if refusal is not None:
+            problems.append(refusal)
+        elif paired is None:
             problems.append(f"{name} has no release paired with torch {version}")
+        elif (
+            family is not None
+            and context.request.policy == "strict"
+            and not _family_confirmed(name, release)
+        ):
+            problems.append(
+                f"{name} {paired} pairs with torch {version} only by its documented table, "
+                "not by its wheel's metadata (--policy strict)"
+            )
         elif wanted is not None and not wanted.contains(paired, prereleases=True):
             problems.append(f"{name} {paired} (paired with torch {version}) is not {wanted}")
     if problems:
@@ -1013,8 +1062,24 @@ def _build_plan(
     packages = [f"torch=={version}{tag}"]
     for name in companions:
         paired = _companion(release, name)
-        packages.append(f"{name}=={paired}{tag}")
-        reasons.append(f"{name} {paired} is the release paired with torch {version}")
+        family = _family_package(name)
+        if family is None:
+            packages.append(f"{name}=={paired}{tag}")
+            reasons.append(f"{name} {paired} is the release paired with torch {version}")
+            continue
+        # Family wheels carry their own local labels (or none): the public version pins the
+        # release and the index the plan routes it through picks the build.
+        pair = family.pair(release.version)
+        assert pair is not None  # _try_release refused the release otherwise
+        packages.append(f"{name}=={pair.version}")
+        reasons.append(
+            f"{name} {pair.version} is the release built for torch {version} ({pair.evidence})"
+        )
+        if not pair.confirmed:
+            warnings.append(
+                f"{name} {pair.version} pairs with torch {pair.torch_text} by {name}'s documented "
+                f"table ({pair.evidence}); its wheel does not pin torch, so this is unconfirmed"
+            )
     if pypi:
         index_url = None
         find_links = None
@@ -1213,7 +1278,28 @@ def _variants(release: Release, platform: str) -> tuple[str, ...]:
 
 
 def _companion(release: Release, name: str) -> str | None:
-    return release.torchvision if name == "torchvision" else release.torchaudio
+    if name == "torchvision":
+        return release.torchvision
+    if name == "torchaudio":
+        return release.torchaudio
+    family = _family_package(name)
+    pair = None if family is None else family.pair(release.version)
+    return None if pair is None else pair.version
+
+
+def _family_package(name: str) -> FamilyPackage | None:
+    """The family.toml row of a `--with` name beyond torchvision/torchaudio (read lazily)."""
+    if name in COMPANIONS:
+        return None
+    from envsetup.family import load_family
+
+    return load_family().get(name)
+
+
+def _family_confirmed(name: str, release: Release) -> bool:
+    family = _family_package(name)
+    pair = None if family is None else family.pair(release.version)
+    return pair is not None and pair.confirmed
 
 
 def _served_by_pypi(context: _Context, release: Release, variant: Variant) -> bool:

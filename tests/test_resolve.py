@@ -58,8 +58,12 @@ def test_companions() -> None:
         "torchvision": SpecifierSet(),
         "torchaudio": SpecifierSet(">=2.5"),
     }
-    with pytest.raises(UsageError, match="envsetup pins only torchvision, torchaudio"):
-        parse_companions(["xformers"])
+    assert parse_companions(["xformers", "fbgemm_gpu"]) == {
+        "xformers": SpecifierSet(),
+        "fbgemm-gpu": SpecifierSet(),
+    }
+    with pytest.raises(UsageError, match="envsetup pins only torchvision, torchaudio and the"):
+        parse_companions(["numpy"])
     with pytest.raises(UsageError, match="not a valid PEP 440 requirement"):
         parse_companions(["torchvision>=>1"])
 

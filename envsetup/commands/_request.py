@@ -44,6 +44,13 @@ def add_machine_arguments(parser: argparse.ArgumentParser) -> None:
     machine.add_argument(
         "--nvidia-smi-output", metavar="FILE", help="a saved nvidia-smi output describing it"
     )
+    machine.add_argument(
+        "--amd-arch",
+        action="append",
+        metavar="GFX[,GFX]",
+        help="gfx target of each AMD GPU, for a machine envsetup cannot probe: gfx1100 "
+        "(repeatable; env UV_AMD_GPU_ARCHITECTURE)",
+    )
     machine.add_argument("--gpu", choices=("none",), help="treat the machine as having no GPU")
     fleet = parser.add_argument_group("fleet: one build for many machines (see README)")
     fleet.add_argument(
@@ -68,7 +75,15 @@ def add_machine_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 #: Flags that describe another machine; any of them turns live detection off.
-_MACHINE_FLAGS = ("driver", "cuda", "compute_cap", "nvidia_smi_output", "platform", "gpu")
+_MACHINE_FLAGS = (
+    "driver",
+    "cuda",
+    "compute_cap",
+    "nvidia_smi_output",
+    "platform",
+    "gpu",
+    "amd_arch",
+)
 
 
 def add_request_arguments(parser: argparse.ArgumentParser) -> None:
@@ -80,7 +95,9 @@ def add_request_arguments(parser: argparse.ArgumentParser) -> None:
         dest="with_",
         metavar="PKGS",
         default="",
-        help="companions pinned to the paired versions: torchvision,torchaudio",
+        help="companions pinned to the releases built for the chosen torch: torchvision, "
+        "torchaudio, torchao, torchcodec, torchdata, torchtext, fbgemm-gpu, torchrec, "
+        "torchtune, xformers, triton (matrices/family.toml)",
     )
     request.add_argument(
         "--backend", default="auto", help="auto, cpu, cuda, cuXYZ, rocm, rocmX.Y or xpu"
@@ -188,7 +205,8 @@ def fleet_from_args(args: argparse.Namespace) -> Fleet | None:
     flags would contradict it, so they are refused alongside."""
     if not (args.machine_files or args.machine_dirs):
         return None
-    given = [f"--{name.replace('_', '-')}" for name in _MACHINE_FLAGS[:4] if getattr(args, name)]
+    flags = (*_MACHINE_FLAGS[:4], "amd_arch")
+    given = [f"--{name.replace('_', '-')}" for name in flags if getattr(args, name)]
     if args.gpu is not None:
         given.append("--gpu")
     if given:
@@ -226,7 +244,13 @@ def _target_python(value: str | None) -> tuple[str | None, dict[str, str] | None
 def _described(args: argparse.Namespace, python: str | None) -> Machine:
     """A machine built from flags, for planning a machine other than this one."""
     from envsetup.probe.host import python_tag
-    from envsetup.probe.overrides import normalise_capabilities, normalise_cuda, normalise_driver
+    from envsetup.probe.overrides import (
+        force_gfx,
+        normalise_capabilities,
+        normalise_cuda,
+        normalise_driver,
+        normalise_gfx,
+    )
 
     if args.platform is not None:
         os_name, _, arch = args.platform.partition("-")
@@ -238,7 +262,7 @@ def _described(args: argparse.Namespace, python: str | None) -> Machine:
         if python is not None:
             platform = replace(platform, python=python)
     if args.gpu == "none":
-        flags = _MACHINE_FLAGS[:4]
+        flags = (*_MACHINE_FLAGS[:4], "amd_arch")
         given = [f"--{name.replace('_', '-')}" for name in flags if getattr(args, name)]
         if given:
             raise UsageError(f"--gpu none contradicts {', '.join(given)}")
@@ -258,12 +282,34 @@ def _described(args: argparse.Namespace, python: str | None) -> Machine:
         if args.compute_cap is not None:
             caps = normalise_capabilities(args.compute_cap)
             gpus = tuple(Gpu(index=i, compute_capability=cc) for i, cc in enumerate(caps))
+        if args.amd_arch:
+            targets = tuple(t for text in args.amd_arch for t in normalise_gfx(text))
+            gpus = tuple(force_gfx(gpus, targets, "--amd-arch", _ignore))
+        else:
+            gpus = _gfx_from_environment(gpus)
     except ValueError as error:
         raise UsageError(
             f"invalid machine flag value {str(error)!r}",
-            hint="expected --driver 535.104.05, --cuda 12.2, --compute-cap 8.6[,9.0]",
+            hint="expected --driver 535.104.05, --cuda 12.2, --compute-cap 8.6[,9.0], "
+            "--amd-arch gfx1100",
         ) from None
     return replace(machine, driver_version=driver, cuda_version=cuda, gpus=gpus)
+
+
+def _gfx_from_environment(gpus: tuple[Gpu, ...]) -> tuple[Gpu, ...]:
+    """ENVSETUP_AMD_GPU_ARCHITECTURE / UV_AMD_GPU_ARCHITECTURE describe the AMD GPUs of a
+    machine given by flags too: they exist for machines that cannot be probed."""
+    from envsetup.probe.findings import Findings
+    from envsetup.probe.overrides import force_gfx, read_overrides
+
+    forced = read_overrides(os.environ, Findings()).get("amd_arch")
+    if forced is None:
+        return gpus
+    return tuple(force_gfx(gpus, tuple(forced.value), forced.variable, _ignore))
+
+
+def _ignore(message: str) -> None:
+    """Described machines have no AMD GPUs to mismatch: force_gfx never warns for them."""
 
 
 def _from_smi(path: str, platform: Platform | None) -> Machine:

@@ -8,12 +8,13 @@ a malformed fallback is skipped with a warning, since it belongs to another tool
 
 from __future__ import annotations
 
+import dataclasses
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from envsetup.errors import UsageError
-from envsetup.machine import driver_version
+from envsetup.machine import Gpu, driver_version
 from envsetup.probe.findings import Findings, now
 
 #: fact -> variables, in precedence order. The first one set wins.
@@ -26,17 +27,23 @@ OVERRIDES: dict[str, tuple[str, ...]] = {
     "driver_version": ("ENVSETUP_CUDA_DRIVER_VERSION", "UV_CUDA_DRIVER_VERSION"),
     "cuda_version": ("ENVSETUP_CUDA_VERSION", "CONDA_OVERRIDE_CUDA"),
     "compute_capability": ("ENVSETUP_COMPUTE_CAP",),
+    # uv's variable for a machine it cannot probe (one target; a list is accepted here too)
+    "amd_arch": ("ENVSETUP_AMD_GPU_ARCHITECTURE", "UV_AMD_GPU_ARCHITECTURE"),
 }
 
 # ASCII digits only (re.ASCII), as for driver versions: "١٢.٤" is no CUDA version.
 _CUDA = re.compile(r"(\d{1,2})(?:\.(\d{1,2}))?(?:\.\d+)?", re.ASCII)
 _CAPABILITY = re.compile(r"(?:sm_?)?(\d{1,2})\.?(\d)", re.IGNORECASE | re.ASCII)
+#: An LLVM AMDGPU target ("gfx1100", "gfx90a"), optionally with rocminfo's feature suffix
+#: (":sramecc+:xnack-"), which says nothing about which wheel runs.
+_GFX = re.compile(r"(gfx[0-9a-f]{3,4})(?::[a-z0-9+-]+)*", re.IGNORECASE | re.ASCII)
 
 _EXPECTED = {
     "backend_override": "a variant: cpu, xpu, cuXY (cu121, cu12.1, cuda12.1) or rocmX.Y[.Z]",
     "driver_version": "an NVIDIA driver version such as 550.144.03",
     "cuda_version": "a CUDA version such as 12.4",
     "compute_capability": "compute capabilities such as 8.6 or 8.6,9.0 (one per GPU)",
+    "amd_arch": "AMD gfx targets such as gfx1100 or gfx90a,gfx942 (one per GPU)",
 }
 
 
@@ -89,6 +96,20 @@ def normalise_capabilities(text: str) -> tuple[str, ...]:
     return tuple(found)
 
 
+def normalise_gfx(text: str) -> tuple[str, ...]:
+    """("gfx90a", "gfx1100") from "gfx90a,gfx1100", "GFX1100" or "gfx90a:sramecc+:xnack-"."""
+    parts = [part for part in re.split(r"[,;\s]+", text.strip()) if part]
+    found = []
+    for part in parts:
+        match = _GFX.fullmatch(part)
+        if match is None:
+            raise ValueError(text)
+        found.append(match[1].lower())
+    if not found:
+        raise ValueError(text)
+    return tuple(found)
+
+
 def _normalise(fact: str, text: str) -> str | tuple[str, ...] | None:
     if fact == "backend_override":
         return normalise_backend(text)
@@ -96,6 +117,8 @@ def _normalise(fact: str, text: str) -> str | tuple[str, ...] | None:
         return normalise_driver(text)
     if fact == "cuda_version":
         return normalise_cuda(text)
+    if fact == "amd_arch":
+        return normalise_gfx(text)
     return normalise_capabilities(text)
 
 
@@ -127,3 +150,27 @@ def read_overrides(environ: Mapping[str, str], findings: Findings) -> dict[str, 
             shown = ",".join(value) if isinstance(value, tuple) else value
             findings.record(fact, shown, f"env {variable}", started)
     return chosen
+
+
+def force_gfx(
+    gpus: Sequence[Gpu], targets: tuple[str, ...], origin: str, warn: Callable[[str], None]
+) -> list[Gpu]:
+    """The AMD GPUs' gfx targets as the user gives them (--amd-arch, UV_AMD_GPU_ARCHITECTURE):
+    one value applies to every AMD GPU, a list to them by position; with no AMD GPU detected the
+    list describes the target machine's GPUs (a machine envsetup cannot probe)."""
+    amd = [gpu for gpu in gpus if gpu.vendor == "amd"]
+    others = [gpu for gpu in gpus if gpu.vendor != "amd"]
+    if not amd:
+        first = len(others)
+        return others + [
+            Gpu(index=first + n, vendor="amd", arch=target) for n, target in enumerate(targets)
+        ]
+    if len(targets) not in (1, len(amd)):
+        warn(
+            f"{origin} lists {len(targets)} gfx targets for {len(amd)} AMD GPUs; they are "
+            "applied by position and the rest keep what was detected"
+        )
+    if len(targets) == 1:
+        targets = targets * len(amd)
+    forced = [dataclasses.replace(gpu, arch=target) for gpu, target in zip(amd, targets)]
+    return others + forced + amd[len(forced) :]
