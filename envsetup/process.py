@@ -138,28 +138,36 @@ def signals_ignored() -> contextlib.AbstractContextManager[None]:
 
 
 @contextlib.contextmanager
-def group_stopped(process: subprocess.Popen[Any]) -> Iterator[subprocess.Popen[Any]]:
+def group_stopped(
+    process: subprocess.Popen[Any], *, grace: float = GRACE_S
+) -> Iterator[subprocess.Popen[Any]]:
     """Run the block; on any way out, the child's whole group is stopped (already-exited
     members cost nothing; a grandchild left behind by a finished leader is ended too)."""
     try:
         yield process
     finally:
         if _running(process):
-            stop(process)
+            stop(process, grace=grace)
 
 
 def capture(
-    argv: Sequence[str], *, timeout: float, limit: int, env: dict[str, str] | None = None
+    argv: Sequence[str],
+    *,
+    timeout: float,
+    limit: int,
+    env: dict[str, str] | None = None,
+    grace: float = GRACE_S,
 ) -> tuple[int, bytes, bytes]:
     """Run `argv` to the end: (exit code, stdout, stderr), at most `limit` bytes of output.
 
     Raises subprocess.TimeoutExpired after `timeout` s, OutputFlood past `limit`; the group is
-    stopped either way. OSError when it cannot start.
+    stopped either way (SIGKILL after `grace` s: a probe that writes nothing can take 0).
+    OSError when it cannot start.
     """
     process = start(
         argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
     )
-    with group_stopped(process):
+    with group_stopped(process, grace=grace):
         assert process.stdout is not None and process.stderr is not None
         buffers = (bytearray(), bytearray())
         flooded = threading.Event()
