@@ -22,6 +22,7 @@ from typing import Any
 from envsetup.machine import Gpu, Machine
 from envsetup.terminal import printable
 from envsetup.variants import version_tuple
+from envsetup.visibility import cuda_visible, parse_entries, visible
 
 #: Backends a `gpu(backend=...)` marker may ask for. ROCm builds of torch use the "cuda" device.
 BACKENDS = ("cuda", "rocm", "mps")
@@ -346,20 +347,17 @@ def devices_from_machine(machine: Machine) -> tuple[str, ...]:
 def worker_gpus(machine: Machine, environ: Mapping[str, str]) -> tuple[str, tuple[str, ...]]:
     """The variable that pins a process to GPUs and the entries one xdist worker may get.
 
-    An outer CUDA_VISIBLE_DEVICES (or HIP_VISIBLE_DEVICES on AMD) list is honoured as written —
-    indices, GPU-UUIDs, MIG-UUIDs — so a worker never lands on a GPU the caller excluded. Without
+    An outer CUDA_VISIBLE_DEVICES (or HIP_VISIBLE_DEVICES on AMD) list is read by CUDA's rule
+    (envsetup.visibility): the entries it honours, as written — indices, GPU-UUIDs, MIG-UUIDs —
+    so a worker never lands on a GPU the caller excluded or one the runtime ignores. Without
     one, each MIG instance counts as a device (CUDA uses one MIG instance per process).
     """
-    variable = "HIP_VISIBLE_DEVICES" if machine.amd_gpus and not machine.nvidia_gpus else None
-    variable = variable or "CUDA_VISIBLE_DEVICES"
+    amd = bool(machine.amd_gpus and not machine.nvidia_gpus)
+    variable = "HIP_VISIBLE_DEVICES" if amd else "CUDA_VISIBLE_DEVICES"
     outer = environ.get(variable)
     if outer is not None:
-        entries: list[str] = []
-        for entry in (part.strip() for part in outer.split(",")):
-            if not entry or entry.startswith("-"):
-                break  # the runtime ignores everything from the first invalid entry on
-            entries.append(entry)
-        return variable, tuple(entries)
+        gpus = machine.amd_gpus if amd else machine.nvidia_gpus
+        return variable, cuda_visible(parse_entries(outer), gpus).entries
     return variable, tuple(entry for gpu in machine.gpus for entry in _gpu_entries(gpu))
 
 
@@ -436,7 +434,7 @@ def why_unusable(view: TorchView, machine: Machine, fix: Callable[[], str | None
         cause = view.problem
     elif view.cuda is None and view.hip is None:
         cause = f"{torch_name} is a CPU-only build"
-    elif machine.visible_gpus == ():
+    elif visible(machine).hides_all:
         cause = f"CUDA_VISIBLE_DEVICES hides every GPU from {torch_name}"
         cause += " — fix: unset it or list a GPU in it"
         install = False

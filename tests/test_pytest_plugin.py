@@ -772,12 +772,32 @@ def visible_by_worker(path: Path) -> dict[str, set[str]]:
 @simulated_hardware
 def test_xdist_gives_each_worker_one_gpu_from_the_outer_list(project, monkeypatch):
     project.torch()
-    project.nvidia_smi(gpus=2)
-    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "GPU-aaaa,MIG-bbbb")
+    project.nvidia_smi(gpus=2)  # GPU 1's UUID ends in 1: a prefix of it names it
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "GPU-bcfee904-df4b-4b87-881e-903b769eea31,0")
     project.pytester.makepyfile(XDIST_RECORD.format(n=8))
     result = project.run_subprocess("-n", "2", "--envsetup-pin-gpus")
     result.assert_outcomes(passed=8)
-    assert visible_by_worker(project.pytester.path) == {"gw0": {"GPU-aaaa"}, "gw1": {"MIG-bbbb"}}
+    assert visible_by_worker(project.pytester.path) == {
+        "gw0": {"GPU-bcfee904-df4b-4b87-881e-903b769eea31"},
+        "gw1": {"0"},
+    }
+
+
+@simulated_hardware
+def test_xdist_pins_only_the_gpus_cuda_itself_would_show(project, monkeypatch):
+    """3 GPUs, CUDA_VISIBLE_DEVICES=0,7,1: CUDA stops at 7, so only GPU 0 exists for torch;
+    no worker may get 7 (or 1), and `device all` runs over cpu and cuda:0 only."""
+    project.torch()
+    project.nvidia_smi(gpus=3)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,7,1")
+    project.pytester.makepyfile(XDIST_RECORD.format(n=4))
+    result = project.run_subprocess("-n", "2", "--envsetup-pin-gpus")
+    result.assert_outcomes(passed=4)
+    assert visible_by_worker(project.pytester.path) == {"gw0": {"0"}, "gw1": {"0"}}
+    project.pytester.makepyfile(DEVICE_TEST)
+    listed = project.run("--envsetup-device", "all", "--collect-only", "-q")
+    ids = [line for line in listed.outlines if "::test_device[" in line]
+    assert [line.rpartition("[")[2] for line in ids] == ["cpu]", "cuda:0]"]
 
 
 @simulated_hardware
