@@ -297,7 +297,17 @@ def two_gpus(**extra) -> Machine:
         ({"CUDA_VISIBLE_DEVICES": ""}, ()),
         ({"CUDA_VISIBLE_DEVICES": "-1"}, ()),
     ],
-    ids=["all", "one", "order-kept", "stops-at-7", "uuids", "unknown-mig", "stops-at-invalid", "empty", "minus-one"],
+    ids=[
+        "all",
+        "one",
+        "order-kept",
+        "stops-at-7",
+        "uuids",
+        "unknown-mig",
+        "stops-at-invalid",
+        "empty",
+        "minus-one",
+    ],
 )
 def test_worker_gpus_index_into_the_callers_list(environ, entries):
     assert acc.worker_gpus(two_gpus(), environ) == ("CUDA_VISIBLE_DEVICES", entries)
