@@ -18,7 +18,7 @@ from packaging.version import Version
 
 from envsetup.errors import EnvsetupError, UsageError
 from envsetup.machine import Gpu, Machine
-from envsetup.plan import TORCH_FAMILY, Fact, Plan, Request
+from envsetup.plan import TORCH_FAMILY, ChannelPin, Fact, Plan, Request
 from envsetup.variants import Variant, parse_variant, version_tuple
 from envsetup.visibility import describe_ignored, visible
 
@@ -943,7 +943,7 @@ def _channel_plan(
     pins += [f"{name}{wanted}" if wanted else name for name, wanted in companions.items()]
     index = f"{context.base}/{channel}/{variant}"
     return Plan(
-        torch="latest" if spec is None else str(spec),
+        torch=ChannelPin(channel, "" if spec is None else str(spec)),
         variant=variant.name,
         index_url=index,
         find_links=None if context.links is None else f"{context.links}/{channel}/{variant}",
@@ -1135,7 +1135,7 @@ def _alternatives(context: _Context, release: Release, chosen: Variant) -> list[
 
 def _with_installed(plan: Plan, installed: dict[str, str], matrices: Matrices) -> Plan:
     """Say what the plan replaces when the target environment has a different build."""
-    release = matrices.release(plan.torch) if plan.channel == "stable" else None
+    release = None if plan.release is None else matrices.release(plan.release)
     default = None if release is None else release.pypi_default.get(plan.platform)
     differing = []
     same = []
