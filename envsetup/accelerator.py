@@ -13,7 +13,6 @@ import contextlib
 import importlib.util
 import os
 import re
-import shlex
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -460,10 +459,6 @@ def why_unusable(view: TorchView, machine: Machine, fix: Callable[[], str | None
 def fix_command(machine: Machine, installed: str | None) -> str | None:
     """The install command the planner gives for this machine, keeping the installed torch
     release when a build of it fits, else the newest that does; None when nothing fits."""
-    from envsetup.install_args import install_argv
-    from envsetup.plan import Request
-    from envsetup.resolve import first_fit
+    from envsetup.install_args import suggested_install
 
-    wanted = [Request(torch=installed.partition("+")[0])] if installed else []
-    plan = first_fit(machine, [*wanted, Request()])
-    return None if plan is None else shlex.join(install_argv(plan, python=sys.executable))
+    return suggested_install(machine, sys.executable, {"torch": installed} if installed else {})

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
+import shlex
 import shutil
 import sys
 from pathlib import Path
@@ -466,6 +467,7 @@ def h100_fix() -> str:
     """The install the planner gives the fake H100 (driver 580.159.04, CUDA 13.0, sm_90) for
     this Python: torch 2.13.0 where it has wheels, else the newest release that does (Python
     3.9 has none for 2.13)."""
+    from envsetup.install_args import install_argv
     from envsetup.machine import Gpu, Machine
     from envsetup.plan import Request
     from envsetup.probe import current_platform
@@ -473,9 +475,10 @@ def h100_fix() -> str:
 
     gpu = Gpu(0, "NVIDIA H100 80GB HBM3", compute_capability="9.0")
     machine = Machine(current_platform(), "580.159.04", "13.0", gpus=(gpu,))
-    plan = first_fit(machine, [Request(torch="==2.13.0"), Request()])
+    requests = [Request(torch="==2.13.0"), Request()]
+    plan = first_fit(machine, requests, installed={"torch": "2.13.0+cpu"})
     assert plan is not None
-    return f"-m pip install --index-url {plan.index_url} {' '.join(plan.packages)}"
+    return shlex.join(install_argv(plan, python=sys.executable)[1:])
 
 
 @simulated_hardware
