@@ -20,7 +20,7 @@ from typing import Any
 
 from envsetup.machine import Gpu, Machine
 from envsetup.terminal import printable
-from envsetup.variants import version_tuple
+from envsetup.variants import KIND_LABELS, version_tuple
 from envsetup.visibility import cuda_visible, parse_entries, visible
 
 #: Backends a `gpu(backend=...)` marker may ask for. ROCm builds of torch use the "cuda" device.
@@ -40,8 +40,6 @@ _UNITS = {
     "gib": 2**30,
     "tib": 2**40,
 }
-_BACKEND_LABELS = {"cuda": "CUDA", "rocm": "ROCm", "mps": "MPS"}
-_KIND_LABELS = {"cpu": "CPU-only", "cuda": "CUDA", "rocm": "ROCm", "xpu": "XPU"}
 #: A PyPI torch wheel's CUDA dependency: "nvidia-cuda-runtime-cu12==12.4.127; ..." up to 2.10,
 #: "cuda-toolkit[cublas,cudart,...]==13.0.2; ..." from 2.11 (seen on the H100 machine).
 _CUDA_RUNTIME = re.compile(
@@ -83,10 +81,10 @@ class TorchView:
     @property
     def build(self) -> str:
         if self.cuda:
-            return f"CUDA {self.cuda} build"
+            return f"{KIND_LABELS['cuda']} {self.cuda} build"
         if self.hip:
-            return f"ROCm {self.hip} build"
-        return "CPU-only build"
+            return f"{KIND_LABELS['rocm']} {self.hip} build"
+        return f"{KIND_LABELS['cpu']} build"
 
 
 @dataclass(frozen=True)
@@ -213,8 +211,8 @@ def unmet(requirement: GpuRequirement, view: TorchView) -> list[str]:
     """Only the conditions that do not hold, each in words ("needs 2 GPUs, 1 visible")."""
     backend = view.backend
     if requirement.backend and requirement.backend != backend:
-        wanted = _BACKEND_LABELS[requirement.backend]
-        have = _BACKEND_LABELS.get(backend or "", "none")
+        wanted = KIND_LABELS[requirement.backend]
+        have = KIND_LABELS.get(backend or "", "none")
         return [f"needs a {wanted} device, torch can use {have}"]
     missing: list[str] = []
     if backend == "mps":
@@ -276,7 +274,7 @@ def unmet_on_machine(requirement: GpuRequirement, machine: Machine) -> list[str]
     gpus = [gpu for gpu in visible_gpus(machine)[0] if vendor in (None, gpu.vendor)]
     missing: list[str] = []
     if len(gpus) < requirement.count:
-        kind = f"{_BACKEND_LABELS[requirement.backend]} " if requirement.backend else ""
+        kind = f"{KIND_LABELS[requirement.backend]} " if requirement.backend else ""
         plural = "GPU" if requirement.count == 1 else "GPUs"
         missing.append(f"needs {requirement.count} {kind}{plural}, {len(gpus)} detected")
     used = gpus[: requirement.count]
@@ -379,7 +377,7 @@ def torch_dist_build(version: str | None, requires: Sequence[str] = ()) -> str:
         except ValueError:
             return f"{local} build"
         numbers = ".".join(map(str, variant.version))
-        return " ".join(filter(None, (_KIND_LABELS[variant.kind], numbers, "build")))
+        return " ".join(filter(None, (KIND_LABELS[variant.kind], numbers, "build")))
     for line in requires:
         runtime = _CUDA_RUNTIME.match(line)
         if runtime:
@@ -390,7 +388,7 @@ def torch_dist_build(version: str | None, requires: Sequence[str] = ()) -> str:
 def cpu_only(build: str) -> bool:
     """Whether a `torch_dist_build` description rules every accelerator out (a CPU-only build,
     or no torch at all), read from metadata without importing torch."""
-    return build.startswith((_KIND_LABELS["cpu"], torch_dist_build(None)))
+    return build.startswith((KIND_LABELS["cpu"], torch_dist_build(None)))
 
 
 def expected_device(machine: Machine, build: str) -> str:

@@ -19,7 +19,7 @@ from packaging.version import Version
 from envsetup.errors import EnvsetupError, UsageError
 from envsetup.machine import Gpu, Machine
 from envsetup.plan import TORCH_FAMILY, ChannelPin, Fact, Plan, Request
-from envsetup.variants import Variant, parse_variant, version_tuple
+from envsetup.variants import KIND_LABELS, Variant, parse_variant, version_tuple
 from envsetup.visibility import describe_ignored, visible
 
 if TYPE_CHECKING:
@@ -799,7 +799,7 @@ def _cpu_fallback(
     skipped: list[str],
 ) -> Plan:
     """No GPU build of any release fits: plan the CPU build, loudly, with the way out."""
-    kind = {"cuda": "CUDA", "rocm": "ROCm", "xpu": "XPU"}[context.target]
+    kind = KIND_LABELS[context.target]
     cpu_context = replace(
         context,
         target="cpu",
