@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import platform
 import sys
+import sysconfig
 import time
 from typing import Any
 
@@ -180,6 +181,7 @@ def _bench(torch: Any, devices: list[str], options: dict[str, Any]) -> dict[str,
 def check(options: dict[str, Any]) -> dict[str, Any]:
     facts: dict[str, Any] = {
         "python": platform.python_version(),
+        "free_threaded": bool(sysconfig.get_config_var("Py_GIL_DISABLED")),
         "executable": sys.executable,
         "torch": None,
     }

@@ -13,7 +13,6 @@ import contextlib
 import importlib.util
 import os
 import re
-import shlex
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -21,7 +20,8 @@ from typing import Any
 
 from envsetup.machine import Gpu, Machine
 from envsetup.terminal import printable
-from envsetup.variants import version_tuple
+from envsetup.variants import KIND_LABELS, version_tuple
+from envsetup.visibility import cuda_visible, parse_entries, visible
 
 #: Backends a `gpu(backend=...)` marker may ask for. ROCm builds of torch use the "cuda" device.
 BACKENDS = ("cuda", "rocm", "mps")
@@ -40,8 +40,6 @@ _UNITS = {
     "gib": 2**30,
     "tib": 2**40,
 }
-_BACKEND_LABELS = {"cuda": "CUDA", "rocm": "ROCm", "mps": "MPS"}
-_KIND_LABELS = {"cpu": "CPU-only", "cuda": "CUDA", "rocm": "ROCm", "xpu": "XPU"}
 #: A PyPI torch wheel's CUDA dependency: "nvidia-cuda-runtime-cu12==12.4.127; ..." up to 2.10,
 #: "cuda-toolkit[cublas,cudart,...]==13.0.2; ..." from 2.11 (seen on the H100 machine).
 _CUDA_RUNTIME = re.compile(
@@ -83,10 +81,10 @@ class TorchView:
     @property
     def build(self) -> str:
         if self.cuda:
-            return f"CUDA {self.cuda} build"
+            return f"{KIND_LABELS['cuda']} {self.cuda} build"
         if self.hip:
-            return f"ROCm {self.hip} build"
-        return "CPU-only build"
+            return f"{KIND_LABELS['rocm']} {self.hip} build"
+        return f"{KIND_LABELS['cpu']} build"
 
 
 @dataclass(frozen=True)
@@ -213,8 +211,8 @@ def unmet(requirement: GpuRequirement, view: TorchView) -> list[str]:
     """Only the conditions that do not hold, each in words ("needs 2 GPUs, 1 visible")."""
     backend = view.backend
     if requirement.backend and requirement.backend != backend:
-        wanted = _BACKEND_LABELS[requirement.backend]
-        have = _BACKEND_LABELS.get(backend or "", "none")
+        wanted = KIND_LABELS[requirement.backend]
+        have = KIND_LABELS.get(backend or "", "none")
         return [f"needs a {wanted} device, torch can use {have}"]
     missing: list[str] = []
     if backend == "mps":
@@ -276,7 +274,7 @@ def unmet_on_machine(requirement: GpuRequirement, machine: Machine) -> list[str]
     gpus = [gpu for gpu in visible_gpus(machine)[0] if vendor in (None, gpu.vendor)]
     missing: list[str] = []
     if len(gpus) < requirement.count:
-        kind = f"{_BACKEND_LABELS[requirement.backend]} " if requirement.backend else ""
+        kind = f"{KIND_LABELS[requirement.backend]} " if requirement.backend else ""
         plural = "GPU" if requirement.count == 1 else "GPUs"
         missing.append(f"needs {requirement.count} {kind}{plural}, {len(gpus)} detected")
     used = gpus[: requirement.count]
@@ -346,20 +344,17 @@ def devices_from_machine(machine: Machine) -> tuple[str, ...]:
 def worker_gpus(machine: Machine, environ: Mapping[str, str]) -> tuple[str, tuple[str, ...]]:
     """The variable that pins a process to GPUs and the entries one xdist worker may get.
 
-    An outer CUDA_VISIBLE_DEVICES (or HIP_VISIBLE_DEVICES on AMD) list is honoured as written —
-    indices, GPU-UUIDs, MIG-UUIDs — so a worker never lands on a GPU the caller excluded. Without
+    An outer CUDA_VISIBLE_DEVICES (or HIP_VISIBLE_DEVICES on AMD) list is read by CUDA's rule
+    (envsetup.visibility): the entries it honours, as written — indices, GPU-UUIDs, MIG-UUIDs —
+    so a worker never lands on a GPU the caller excluded or one the runtime ignores. Without
     one, each MIG instance counts as a device (CUDA uses one MIG instance per process).
     """
-    variable = "HIP_VISIBLE_DEVICES" if machine.amd_gpus and not machine.nvidia_gpus else None
-    variable = variable or "CUDA_VISIBLE_DEVICES"
+    amd = bool(machine.amd_gpus and not machine.nvidia_gpus)
+    variable = "HIP_VISIBLE_DEVICES" if amd else "CUDA_VISIBLE_DEVICES"
     outer = environ.get(variable)
     if outer is not None:
-        entries: list[str] = []
-        for entry in (part.strip() for part in outer.split(",")):
-            if not entry or entry.startswith("-"):
-                break  # the runtime ignores everything from the first invalid entry on
-            entries.append(entry)
-        return variable, tuple(entries)
+        gpus = machine.amd_gpus if amd else machine.nvidia_gpus
+        return variable, cuda_visible(parse_entries(outer), gpus).entries
     return variable, tuple(entry for gpu in machine.gpus for entry in _gpu_entries(gpu))
 
 
@@ -382,7 +377,7 @@ def torch_dist_build(version: str | None, requires: Sequence[str] = ()) -> str:
         except ValueError:
             return f"{local} build"
         numbers = ".".join(map(str, variant.version))
-        return " ".join(filter(None, (_KIND_LABELS[variant.kind], numbers, "build")))
+        return " ".join(filter(None, (KIND_LABELS[variant.kind], numbers, "build")))
     for line in requires:
         runtime = _CUDA_RUNTIME.match(line)
         if runtime:
@@ -393,7 +388,7 @@ def torch_dist_build(version: str | None, requires: Sequence[str] = ()) -> str:
 def cpu_only(build: str) -> bool:
     """Whether a `torch_dist_build` description rules every accelerator out (a CPU-only build,
     or no torch at all), read from metadata without importing torch."""
-    return build.startswith((_KIND_LABELS["cpu"], torch_dist_build(None)))
+    return build.startswith((KIND_LABELS["cpu"], torch_dist_build(None)))
 
 
 def expected_device(machine: Machine, build: str) -> str:
@@ -436,7 +431,7 @@ def why_unusable(view: TorchView, machine: Machine, fix: Callable[[], str | None
         cause = view.problem
     elif view.cuda is None and view.hip is None:
         cause = f"{torch_name} is a CPU-only build"
-    elif machine.visible_gpus == ():
+    elif visible(machine).hides_all:
         cause = f"CUDA_VISIBLE_DEVICES hides every GPU from {torch_name}"
         cause += " — fix: unset it or list a GPU in it"
         install = False
@@ -462,10 +457,6 @@ def why_unusable(view: TorchView, machine: Machine, fix: Callable[[], str | None
 def fix_command(machine: Machine, installed: str | None) -> str | None:
     """The install command the planner gives for this machine, keeping the installed torch
     release when a build of it fits, else the newest that does; None when nothing fits."""
-    from envsetup.install_args import install_argv
-    from envsetup.plan import Request
-    from envsetup.resolve import first_fit
+    from envsetup.install_args import suggested_install
 
-    wanted = [Request(torch=installed.partition("+")[0])] if installed else []
-    plan = first_fit(machine, [*wanted, Request()])
-    return None if plan is None else shlex.join(install_argv(plan, python=sys.executable))
+    return suggested_install(machine, sys.executable, {"torch": installed} if installed else {})

@@ -461,22 +461,16 @@ def _check_visible(
     visible: tuple[str, ...] | None, gpus: Sequence[Gpu], findings: Findings
 ) -> None:
     """CUDA stops at the first entry it cannot match; say so before torch silently sees none."""
-    nvidia = [gpu for gpu in gpus if gpu.vendor == "nvidia"]
-    if not visible or not nvidia:
-        return
-    uuids_known = any(gpu.uuid for gpu in nvidia)
-    for entry in visible:
-        if any(gpu.answers_to(entry) for gpu in nvidia):
-            continue
-        if entry.isdigit():
-            findings.warn(
-                f"CUDA_VISIBLE_DEVICES names GPU {entry} but only {len(nvidia)} exist: "
-                "CUDA ignores it and every entry after it"
-            )
-            return
-        if entry.startswith("GPU-") and uuids_known:
-            findings.warn(f"CUDA_VISIBLE_DEVICES names {entry}, which matches no GPU's UUID")
-            return
+    from envsetup.visibility import cuda_visible, describe_ignored
+
+    seen = cuda_visible(visible, [gpu for gpu in gpus if gpu.vendor == "nvidia"])
+    if seen.ignored:
+        findings.warn(describe_ignored(seen))
+    if seen.hides_all:
+        shown = ",".join(visible or ())
+        findings.warn(
+            f"CUDA_VISIBLE_DEVICES={shown!r} hides every GPU: CUDA programs (torch) will see none"
+        )
 
 
 def machine_from_nvidia_smi(text: str, *, platform: Platform | None = None) -> Machine:

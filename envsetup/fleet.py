@@ -389,7 +389,7 @@ def _why(fleet: Fleet, plan: Plan, matrices: Matrices) -> list[str]:
             shown = ", ".join(
                 f"{sm} (node {', '.join(names)})" for sm, names in sorted(needed.items())
             )
-            archs = matrices.arch_list(plan.torch, plan.variant, plan.platform)
+            archs = plan.release and matrices.arch_list(plan.release, plan.variant, plan.platform)
             listed = f" (arch list {' '.join(archs.get_arch_list())})" if archs else ""
             lines.append(
                 f"torch {plan.torch} {plan.variant} has kernels for every GPU: {shown}{listed}"
@@ -504,7 +504,9 @@ def ci_jobs(
         platform = current_platform()
     fleet = load(files, folders, smi_platform=platform)
     plan = plan_fleet(fleet, Request(torch=args.torch), python=args.python)
-    cell = Cell(python=plan.python, torch=plan.torch, variant=plan.variant, platform=plan.platform)
+    cell = Cell(
+        python=plan.python, torch=str(plan.torch), variant=plan.variant, platform=plan.platform
+    )
     kinds = sorted(
         {
             arch_name(gpu.compute_capability)

@@ -23,7 +23,7 @@ from envsetup.errors import EnvsetupError
 from envsetup.install_args import install_argv
 from envsetup.isolation import announce, isolate
 from envsetup.machine import Machine
-from envsetup.plan import Plan
+from envsetup.plan import Plan, torch_specifier
 from envsetup.process import group_stopped, signals_handled, start
 from envsetup.redact import redact
 from envsetup.verify import Expectation, VerifyReport, verify
@@ -221,4 +221,4 @@ def install(
 
 def expectation(plan: Plan) -> Expectation:
     """What verify should find after `plan` ran: that exact torch release and variant."""
-    return Expectation(torch=f"=={plan.torch}", variant=plan.variant)
+    return Expectation(torch=torch_specifier(plan.torch), variant=plan.variant)

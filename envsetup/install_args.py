@@ -8,9 +8,15 @@ which is how the December 2022 `torchtriton` compromise reached users.
 from __future__ import annotations
 
 import os
+import shlex
+from collections.abc import Mapping
 from pathlib import Path
 
 from envsetup.plan import Plan
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
+if TYPE_CHECKING:
+    from envsetup.machine import Machine
 
 INSTALLERS = ("pip", "uv")
 
@@ -74,3 +80,25 @@ def install_options(plan: Plan, *, installer: str = "pip", reinstall: bool = Fal
         argv.append("--force-reinstall" if installer == "pip" else "--reinstall")
     argv += list(plan.packages)
     return argv
+
+
+def suggested_install(
+    machine: Machine,
+    python: str,
+    installed: Mapping[str, str],
+    *,
+    wanted: str | None = None,
+    backend: str = "auto",
+) -> str | None:
+    """The one install command envsetup suggests as a fix (verify, the pytest plugin): for
+    `wanted`, else the installed torch release when a build of it fits, else the newest that
+    does; the installed companions come along. None when nothing fits."""
+    from envsetup.plan import Request
+    from envsetup.resolve import first_fit
+
+    companions = tuple(sorted(name for name in installed if name != "torch"))
+    current = installed["torch"].partition("+")[0] if installed.get("torch") else None
+    specs = dict.fromkeys([wanted or (f"=={current}" if current else None), None])
+    requests = (Request(torch=spec, with_=companions, backend=backend) for spec in specs)
+    plan = first_fit(machine, requests, installed=dict(installed))
+    return None if plan is None else shlex.join(install_argv(plan, python=python))

@@ -8,9 +8,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, Union
 
 from envsetup.redact import redact
+
+#: The values a Request's fields take; the CLI and integrations check user input against these.
+Policy = Literal["compat", "strict"]
+Channel = Literal["stable", "test", "nightly"]
+POLICIES: tuple[Policy, ...] = ("compat", "strict")
+CHANNELS: tuple[Channel, ...] = ("stable", "test", "nightly")
 
 #: Default base of the PyTorch wheel indexes; `--index-url-base` / ENVSETUP_INDEX_URL replace it.
 PYTORCH_INDEX_BASE = "https://download.pytorch.org/whl"
@@ -35,9 +41,9 @@ class Request:
 
     torch: str | None = None  # PEP 440 specifier or exact version; None = newest that works
     with_: tuple[str, ...] = ()  # companions: "torchvision", "torchaudio"
-    backend: str = "auto"  # "auto" | "cpu" | "cuXYZ" | "rocmX.Y" | "xpu"
-    policy: str = "compat"  # "compat" | "strict"
-    channel: str = "stable"  # "stable" | "test" | "nightly"
+    backend: str = "auto"  # "auto" | "cuda" | "rocm" | a variant name: "cpu", "cu121", "rocm6.2"
+    policy: Policy = "compat"
+    channel: Channel = "stable"
     index_url_base: str = PYTORCH_INDEX_BASE
     find_links_base: str | None = None
     allow_insecure_index: bool = False
@@ -59,17 +65,42 @@ class Fact:
 
 
 @dataclass(frozen=True)
+class ChannelPin:
+    """The torch of a nightly/test plan: the newest build on `channel` that `spec` allows
+    (`""`: any). Its exact version is known only once installed, so it never poses as one —
+    an exact pin built from it (`==latest`) was an internal error after a rolled-back venv."""
+
+    channel: Channel
+    spec: str = ""  # a PEP 440 specifier, ">=2.4"
+
+    def __str__(self) -> str:
+        """How plans show it (`plan --json` "torch"): the specifier, or "latest"."""
+        return self.spec or "latest"
+
+
+#: What a plan installs: an exact release ("2.5.1") or a channel's newest build.
+TorchPin = Union[str, ChannelPin]
+
+
+def torch_specifier(torch: TorchPin) -> str | None:
+    """The PEP 440 specifier an installed torch must meet for `torch` (None: any version)."""
+    if isinstance(torch, ChannelPin):
+        return torch.spec or None
+    return f"=={torch}"
+
+
+@dataclass(frozen=True)
 class Plan:
     """The exact wheels to install, where from, and why."""
 
-    torch: str  # exact release, "2.5.1"
+    torch: TorchPin  # exact release "2.5.1", or ChannelPin for the nightly/test channels
     variant: str  # "cpu" | "cu121" | "rocm6.2" | "xpu"
     index_url: str | None  # None: PyPI serves this build (macOS, Windows CPU, Linux default)
     packages: tuple[str, ...]  # exact pins: "torch==2.5.1+cu121", "torchvision==0.20.1+cu121"
     platform: str  # "linux-x86_64", ...
     python: str  # "3.11"
-    policy: str = "compat"
-    channel: str = "stable"
+    policy: Policy = "compat"
+    channel: Channel = "stable"
     pre: bool = False  # nightly/test channels need --pre
     find_links: str | None = None  # flat mirror directory instead of an index
     replaces: str | None = None  # the torch build already installed that this plan replaces
@@ -91,6 +122,12 @@ class Plan:
             object.__setattr__(self, name, tuple(redact(text) for text in getattr(self, name)))
 
     @property
+    def release(self) -> str | None:
+        """The exact torch release; None for a channel plan, whose version is known only once
+        installed."""
+        return self.torch if isinstance(self.torch, str) else None
+
+    @property
     def source(self) -> str:
         """Where the install takes the torch family from, as users are told: the flat mirror
         when there is one (the installer then gets `--no-index`), else the index, else PyPI."""
@@ -98,7 +135,7 @@ class Plan:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "torch": self.torch,
+            "torch": str(self.torch),
             "variant": self.variant,
             "index_url": None if self.index_url is None else redact(self.index_url),
             "find_links": None if self.find_links is None else redact(self.find_links),

@@ -18,8 +18,9 @@ from packaging.version import Version
 
 from envsetup.errors import EnvsetupError, UsageError
 from envsetup.machine import Gpu, Machine
-from envsetup.plan import TORCH_FAMILY, Fact, Plan, Request
-from envsetup.variants import Variant, parse_variant, version_tuple
+from envsetup.plan import TORCH_FAMILY, ChannelPin, Fact, Plan, Request
+from envsetup.variants import KIND_LABELS, Variant, parse_variant, version_tuple
+from envsetup.visibility import describe_ignored, visible
 
 if TYPE_CHECKING:
     from packaging.specifiers import SpecifierSet
@@ -154,26 +155,19 @@ def driver_at_least(driver: str, floor: str) -> bool:
 
 
 def visible_gpus(machine: Machine) -> tuple[tuple[Gpu, ...], tuple[str, ...]]:
-    """The GPUs CUDA_VISIBLE_DEVICES leaves visible (indexes, GPU-/MIG- UUIDs), plus notes."""
+    """The GPUs CUDA lets torch see (envsetup.visibility's rule), other vendors' GPUs, notes."""
     if machine.visible_gpus is None or not machine.nvidia_gpus:
         return machine.gpus, ()  # nothing enumerated: visibility cannot narrow anything
-    chosen: list[Gpu] = []
-    notes: list[str] = []
-    for entry in machine.visible_gpus:
-        token = entry.strip()
-        found = next((gpu for gpu in machine.nvidia_gpus if gpu.answers_to(token)), None)
-        if found is None:
-            notes.append(f"CUDA_VISIBLE_DEVICES entry {token!r} matches no detected GPU")
-        elif found not in chosen:
-            chosen.append(found)
+    seen = visible(machine)
+    notes = [describe_ignored(seen)] if seen.ignored else []
     others = tuple(gpu for gpu in machine.gpus if gpu.vendor != "nvidia")
-    hidden = len(machine.nvidia_gpus) - len(chosen)
+    hidden = len(machine.nvidia_gpus) - len(seen.gpus)
     if hidden:
         notes.append(
             f"CUDA_VISIBLE_DEVICES hides {hidden} of {len(machine.nvidia_gpus)} NVIDIA GPU(s); "
             "only the visible ones count"
         )
-    return tuple(chosen) + others, tuple(notes)
+    return seen.gpus + others, tuple(notes)
 
 
 def _describe_gpu(gpu: Gpu) -> str:
@@ -391,7 +385,7 @@ def _auto_target(machine: Machine, gpus: tuple[Gpu, ...], os_name: str, reasons:
         return "cpu"
     if nvidia:
         return "cuda"
-    if machine.driver_version and not machine.gpus and machine.visible_gpus != ():
+    if machine.driver_version and not machine.gpus and not visible(machine).hides_all:
         return "cuda"  # a driver but no GPU list (e.g. only /proc was readable)
     if amd:
         if os_name != "linux":
@@ -841,7 +835,7 @@ def _cpu_fallback(
     skipped: list[str],
 ) -> Plan:
     """No GPU build of any release fits: plan the CPU build, loudly, with the way out."""
-    kind = {"cuda": "CUDA", "rocm": "ROCm", "xpu": "XPU"}[context.target]
+    kind = KIND_LABELS[context.target]
     cpu_context = replace(
         context,
         target="cpu",
@@ -1002,7 +996,7 @@ def _channel_plan(
     pins += [f"{name}{wanted}" if wanted else name for name, wanted in companions.items()]
     index = f"{context.base}/{channel}/{variant}"
     return Plan(
-        torch="latest" if spec is None else str(spec),
+        torch=ChannelPin(channel, "" if spec is None else str(spec)),
         variant=variant.name,
         index_url=index,
         find_links=None if context.links is None else f"{context.links}/{channel}/{variant}",
@@ -1211,7 +1205,7 @@ def _alternatives(context: _Context, release: Release, chosen: Variant) -> list[
 
 def _with_installed(plan: Plan, installed: dict[str, str], matrices: Matrices) -> Plan:
     """Say what the plan replaces when the target environment has a different build."""
-    release = matrices.release(plan.torch) if plan.channel == "stable" else None
+    release = None if plan.release is None else matrices.release(plan.release)
     default = None if release is None else release.pypi_default.get(plan.platform)
     differing = []
     same = []

@@ -16,6 +16,10 @@ __all__ = ["KINDS", "Variant", "parse_variant", "version_tuple"]
 
 KINDS = ("cpu", "cuda", "rocm", "xpu")
 
+#: How users are told a build kind or accelerator backend ("CUDA 12.4 build", "CPU-only build",
+#: "needs ROCm"): the one table of these words.
+KIND_LABELS = {"cpu": "CPU-only", "cuda": "CUDA", "rocm": "ROCm", "xpu": "XPU", "mps": "MPS"}
+
 _CUDA_COMPACT = re.compile(r"cu(\d{2,3})")  # cu80, cu118, cu130: the last digit is the minor
 _CUDA_DOTTED = re.compile(r"(?:cu|cuda)[-_]?(\d{1,2})\.(\d{1,2})")
 _CUDA_WORD = re.compile(r"cuda[-_]?(\d{2,3})")

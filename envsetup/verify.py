@@ -138,24 +138,18 @@ def planned_fix(
     fallback = shlex.join(["envsetup", "install", "--python", python, "--yes"])
     if machine is None:
         return fallback
-    from envsetup.install_args import install_argv
-    from envsetup.plan import Request
-    from envsetup.resolve import first_fit
+    from envsetup.install_args import suggested_install
 
     torch = facts.get("torch") or {}
-    companions = tuple(sorted(facts.get("companions") or {}))
     installed = {name: info["installed"] for name, info in (facts.get("companions") or {}).items()}
     if torch.get("version"):
         installed["torch"] = torch["version"]
     version = facts.get("python")
     if version:
-        major_minor = ".".join(str(version).split(".")[:2])
-        machine = replace(machine, platform=replace(machine.platform, python=major_minor))
-    wanted = expect.torch
-    current = str(torch["version"]).split("+")[0] if torch.get("version") else None
+        from envsetup.probe.host import tag_of
+
+        tag = tag_of(str(version), bool(facts.get("free_threaded")))
+        machine = replace(machine, platform=replace(machine.platform, python=tag))
     backend = expect.variant or "auto"
-    # Same torch release first (least surprise), then whatever the planner finds best.
-    specs = dict.fromkeys([wanted or (f"=={current}" if current else None), None])
-    requests = (Request(torch=spec, with_=companions, backend=backend) for spec in specs)
-    plan = first_fit(machine, requests, installed=installed)
-    return fallback if plan is None else shlex.join(install_argv(plan, python=python))
+    found = suggested_install(machine, python, installed, wanted=expect.torch, backend=backend)
+    return found or fallback

@@ -13,8 +13,10 @@ import pytest
 from fake_index import (
     CPU_BUILDS,
     Served,
+    build_index,
     index_fixture,
     run_envsetup,
+    serve_index,
     uv_executable,
 )
 
@@ -186,3 +188,22 @@ def test_missing_wheel_is_a_clear_failure_with_the_installer_lines_once(
     assert "hint: the index has no wheel matching" in result.stderr
     assert "Traceback" not in result.stderr
     assert torch_version(uv_env, env) is None
+
+
+def test_install_from_the_nightly_channel_verifies_without_an_exact_pin(
+    uv_env: Path, tmp_path: Path, env: dict[str, str]
+) -> None:
+    """A channel plan's torch is "the newest there", not a version: verify once asked for
+    `torch==latest` and the install ended in an internal error."""
+    root = tmp_path / "index"
+    (root / "nightly").mkdir(parents=True)
+    (root / "nightly" / "cpu").symlink_to(build_index(CPU_BUILDS) / "cpu")
+    with serve_index(root) as served:
+        result = run_envsetup(
+            "install", "--python", str(uv_env), "--installer", "uv", "--channel", "nightly",
+            *flags(served), env=env,
+        )  # fmt: skip
+    assert "internal error" not in result.stderr.lower(), result.stderr
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "checks passed" in result.stdout and "expect" in result.stdout
+    assert torch_version(uv_env, env) == "2.5.1+cpu"

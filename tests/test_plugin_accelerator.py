@@ -289,14 +289,25 @@ def two_gpus(**extra) -> Machine:
     [
         ({}, ("0", "1")),
         ({"CUDA_VISIBLE_DEVICES": "1"}, ("1",)),
-        ({"CUDA_VISIBLE_DEVICES": "3,1"}, ("3", "1")),
+        ({"CUDA_VISIBLE_DEVICES": "1,0"}, ("1", "0")),
+        ({"CUDA_VISIBLE_DEVICES": "0,7,1"}, ("0",)),  # CUDA stops at 7: never hand 7 or 1 out
         ({"CUDA_VISIBLE_DEVICES": "GPU-bcfee904,GPU-2"}, ("GPU-bcfee904", "GPU-2")),
-        ({"CUDA_VISIBLE_DEVICES": "MIG-aaaa, MIG-bbbb"}, ("MIG-aaaa", "MIG-bbbb")),
+        ({"CUDA_VISIBLE_DEVICES": "MIG-aaaa, 1"}, ()),  # no such MIG instance here
         ({"CUDA_VISIBLE_DEVICES": "0,-1,1"}, ("0",)),
         ({"CUDA_VISIBLE_DEVICES": ""}, ()),
         ({"CUDA_VISIBLE_DEVICES": "-1"}, ()),
     ],
-    ids=["all", "one", "order-kept", "uuids", "mig", "stops-at-invalid", "empty", "minus-one"],
+    ids=[
+        "all",
+        "one",
+        "order-kept",
+        "stops-at-7",
+        "uuids",
+        "unknown-mig",
+        "stops-at-invalid",
+        "empty",
+        "minus-one",
+    ],
 )
 def test_worker_gpus_index_into_the_callers_list(environ, entries):
     assert acc.worker_gpus(two_gpus(), environ) == ("CUDA_VISIBLE_DEVICES", entries)
@@ -315,7 +326,8 @@ def test_worker_gpus_on_amd_use_hip_visible_devices():
         "HIP_VISIBLE_DEVICES",
         ("0",),
     )
-    assert acc.worker_gpus(machine, {"HIP_VISIBLE_DEVICES": "2"}) == ("HIP_VISIBLE_DEVICES", ("2",))
+    assert acc.worker_gpus(machine, {"HIP_VISIBLE_DEVICES": "0"}) == ("HIP_VISIBLE_DEVICES", ("0",))
+    assert acc.worker_gpus(machine, {"HIP_VISIBLE_DEVICES": "2,0"}) == ("HIP_VISIBLE_DEVICES", ())
 
 
 def test_devices_for_all_come_from_probes_and_respect_visibility():

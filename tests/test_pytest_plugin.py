@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
+import shlex
 import shutil
 import sys
 from pathlib import Path
@@ -466,6 +467,7 @@ def h100_fix() -> str:
     """The install the planner gives the fake H100 (driver 580.159.04, CUDA 13.0, sm_90) for
     this Python: torch 2.13.0 where it has wheels, else the newest release that does (Python
     3.9 has none for 2.13)."""
+    from envsetup.install_args import install_argv
     from envsetup.machine import Gpu, Machine
     from envsetup.plan import Request
     from envsetup.probe import current_platform
@@ -473,9 +475,10 @@ def h100_fix() -> str:
 
     gpu = Gpu(0, "NVIDIA H100 80GB HBM3", compute_capability="9.0")
     machine = Machine(current_platform(), "580.159.04", "13.0", gpus=(gpu,))
-    plan = first_fit(machine, [Request(torch="==2.13.0"), Request()])
+    requests = [Request(torch="==2.13.0"), Request()]
+    plan = first_fit(machine, requests, installed={"torch": "2.13.0+cpu"})
     assert plan is not None
-    return f"-m pip install --index-url {plan.index_url} {' '.join(plan.packages)}"
+    return shlex.join(install_argv(plan, python=sys.executable)[1:])
 
 
 @simulated_hardware
@@ -772,12 +775,32 @@ def visible_by_worker(path: Path) -> dict[str, set[str]]:
 @simulated_hardware
 def test_xdist_gives_each_worker_one_gpu_from_the_outer_list(project, monkeypatch):
     project.torch()
-    project.nvidia_smi(gpus=2)
-    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "GPU-aaaa,MIG-bbbb")
+    project.nvidia_smi(gpus=2)  # GPU 1's UUID ends in 1: a prefix of it names it
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "GPU-bcfee904-df4b-4b87-881e-903b769eea31,0")
     project.pytester.makepyfile(XDIST_RECORD.format(n=8))
     result = project.run_subprocess("-n", "2", "--envsetup-pin-gpus")
     result.assert_outcomes(passed=8)
-    assert visible_by_worker(project.pytester.path) == {"gw0": {"GPU-aaaa"}, "gw1": {"MIG-bbbb"}}
+    assert visible_by_worker(project.pytester.path) == {
+        "gw0": {"GPU-bcfee904-df4b-4b87-881e-903b769eea31"},
+        "gw1": {"0"},
+    }
+
+
+@simulated_hardware
+def test_xdist_pins_only_the_gpus_cuda_itself_would_show(project, monkeypatch):
+    """3 GPUs, CUDA_VISIBLE_DEVICES=0,7,1: CUDA stops at 7, so only GPU 0 exists for torch;
+    no worker may get 7 (or 1), and `device all` runs over cpu and cuda:0 only."""
+    project.torch()
+    project.nvidia_smi(gpus=3)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,7,1")
+    project.pytester.makepyfile(XDIST_RECORD.format(n=4))
+    result = project.run_subprocess("-n", "2", "--envsetup-pin-gpus")
+    result.assert_outcomes(passed=4)
+    assert visible_by_worker(project.pytester.path) == {"gw0": {"0"}, "gw1": {"0"}}
+    project.pytester.makepyfile(DEVICE_TEST)
+    listed = project.run("--envsetup-device", "all", "--collect-only", "-q")
+    ids = [line for line in listed.outlines if "::test_device[" in line]
+    assert [line.rpartition("[")[2] for line in ids] == ["cpu]", "cuda:0]"]
 
 
 @simulated_hardware

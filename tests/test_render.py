@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from envsetup.errors import EnvsetupError
-from envsetup.plan import Plan
+from envsetup.plan import ChannelPin, Plan
 from envsetup.render import FORMATS, command_lines, quote_argv, render
 from tests.fake_index import FakeBuild, build_wheels, isolated_env, serve_fake_index, uv_executable
 
@@ -45,7 +45,7 @@ MACOS = Plan(
     python="3.12",
 )
 NIGHTLY = Plan(
-    torch="latest",
+    torch=ChannelPin("nightly"),
     variant="cu130",
     index_url="https://download.pytorch.org/whl/nightly/cu130",
     packages=("torch", "torchvision"),

@@ -107,9 +107,12 @@ def test_visible_gpus_by_index_uuid_and_mig() -> None:
     )
     chosen, _ = visible_gpus(_linux(gpus=gpus, visible_gpus=("MIG-cccc",)))
     assert [gpu.index for gpu in chosen] == [1, 2]
-    chosen, notes = visible_gpus(_linux(gpus=gpus, visible_gpus=("0", "7")))
-    assert [gpu.index for gpu in chosen] == [0, 2]
-    assert "CUDA_VISIBLE_DEVICES entry '7' matches no detected GPU" in notes
+    chosen, notes = visible_gpus(_linux(gpus=gpus, visible_gpus=("0", "7", "1")))
+    assert [gpu.index for gpu in chosen] == [0, 2]  # CUDA stops at 7: GPU 1 is not visible
+    assert notes[0] == (
+        "CUDA_VISIBLE_DEVICES names GPU 7 but only 2 exist: CUDA ignores it and every entry "
+        "after it ('7,1'); visible: 0"
+    )
 
 
 def test_bad_policy_channel_and_backend_are_usage_errors() -> None:

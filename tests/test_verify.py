@@ -379,3 +379,18 @@ def test_a_garbled_report_is_a_clear_failure(tmp_path: Path) -> None:
     assert result.returncode == 1, result.stderr
     assert "stopped before reporting (exit 0)" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_the_fix_for_a_free_threaded_python_keeps_its_t() -> None:
+    """torch 2.5.1 has cp313 wheels but no cp313t: the fix for a 3.13t environment must not
+    keep 2.5.1 (it did, planning for "3.13" after dropping the `t`)."""
+    from envsetup.verify import planned_fix
+
+    machine = Machine(platform=Platform("linux", "x86_64", "3.11"))
+    facts = {"python": "3.13.1", "free_threaded": True, "torch": {"version": "2.5.1+cpu"}}
+    fix = planned_fix("/env/bin/python", machine, facts, Expectation())
+    assert "torch==2.5.1" not in fix, fix
+    plain = planned_fix(
+        "/env/bin/python", machine, {**facts, "free_threaded": False}, Expectation()
+    )
+    assert "torch==2.5.1+cpu" in plain

@@ -54,7 +54,13 @@ def python_tag() -> str:
         import sysconfig
 
         free_threaded = bool(sysconfig.get_config_var("Py_GIL_DISABLED"))
-    return f"{sys.version_info[0]}.{sys.version_info[1]}{'t' if free_threaded else ''}"
+    return tag_of(f"{sys.version_info[0]}.{sys.version_info[1]}", free_threaded)
+
+
+def tag_of(version: str, free_threaded: bool) -> str:
+    """The matrices' spelling of a Python: "3.13.1" → "3.13", or "3.13t" when free-threaded
+    (the one rule; the fix command of a free-threaded Python once lost its `t`)."""
+    return ".".join(version.split(".")[:2]) + ("t" if free_threaded else "")
 
 
 def libc(root: Path = Path("/")) -> str | None:

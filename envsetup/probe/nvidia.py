@@ -75,7 +75,7 @@ def device_nodes(root: Path, wsl: bool, findings: Findings) -> bool:
 
 
 def visible_devices(environ: Mapping[str, str], findings: Findings) -> tuple[str, ...] | None:
-    """CUDA_VISIBLE_DEVICES as a list (None = not set = all); NVIDIA_VISIBLE_DEVICES noted."""
+    """CUDA_VISIBLE_DEVICES entries as written (None: unset, all); NVIDIA_VISIBLE_DEVICES noted."""
     started = now()
     container = environ.get("NVIDIA_VISIBLE_DEVICES")
     if container is not None:
@@ -88,14 +88,10 @@ def visible_devices(environ: Mapping[str, str], findings: Findings) -> tuple[str
     raw = environ.get("CUDA_VISIBLE_DEVICES")
     if raw is None:
         return None
-    entries = tuple(part.strip() for part in raw.split(",") if part.strip())
     findings.record("visible_gpus", raw, "env CUDA_VISIBLE_DEVICES", started)
-    if not entries or entries[0] in ("-1", "none", "NoDevFiles"):
-        findings.warn(
-            f"CUDA_VISIBLE_DEVICES={raw!r} hides every GPU: CUDA programs (torch) will see none"
-        )
-        return ()
-    return entries
+    from envsetup.visibility import parse_entries
+
+    return parse_entries(raw)  # what CUDA makes of them: envsetup.visibility, once GPUs are known
 
 
 def smi_candidates(root: Path, os_name: str, wsl: bool) -> tuple[Path, ...]:
