@@ -225,6 +225,7 @@ def _target_python(value: str | None) -> tuple[str | None, dict[str, str] | None
 
 def _described(args: argparse.Namespace, python: str | None) -> Machine:
     """A machine built from flags, for planning a machine other than this one."""
+    from envsetup.gpu_table import check_capabilities
     from envsetup.probe.host import python_tag
     from envsetup.probe.overrides import normalise_capabilities, normalise_cuda, normalise_driver
 
@@ -257,6 +258,7 @@ def _described(args: argparse.Namespace, python: str | None) -> Machine:
             cuda = normalise_cuda(args.cuda)
         if args.compute_cap is not None:
             caps = normalise_capabilities(args.compute_cap)
+            check_capabilities(caps)
             gpus = tuple(Gpu(index=i, compute_capability=cc) for i, cc in enumerate(caps))
     except ValueError as error:
         raise UsageError(
