@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from ci_tools import mirror_env, run_module
-from fake_index import FakeBuild, Served, serve_fake_index
+from fake_index import FakeBuild, Served, run_envsetup, serve_fake_index
 from recipes import recipe
 from test_noxfile import _wheelhouse_for
 
@@ -108,3 +109,44 @@ def test_the_nox_recipe_runs_as_printed_with_the_planned_build_and_the_plugin(
     assert "Session tests was successful" in output
     wheels = [path for path in served.requests if path.endswith(".whl")]
     assert wheels and all(path.startswith(f"/{variant}/torch/") for path in wheels), wheels
+
+
+# --------------------------------------------------------------------------- CI YAML recipes
+
+
+def _commands(steps: list[str]) -> list[list[str]]:
+    return [shlex.split(step) for step in steps]
+
+
+def test_the_ci_recipes_parse_install_envsetup_as_users_can_and_their_matrix_commands_run(
+    tmp_path: Path,
+) -> None:
+    yaml = pytest.importorskip("yaml")
+    github = yaml.safe_load(recipe("github-actions"))
+    gitlab = yaml.safe_load(recipe("gitlab"))
+    runs = [
+        step["run"] for job in github["jobs"].values() for step in job["steps"] if "run" in step
+    ]
+    scripts = gitlab["verify"]["script"]
+    for line in [*runs, *scripts]:
+        assert "install envsetup" not in line  # a name no registry has
+        shlex.split(line)  # each command parses as a shell line
+    # the ENVSETUP placeholder is a path or a direct reference, never a registry name
+    assert github["env"]["ENVSETUP"].endswith(".whl")
+    assert gitlab["variables"]["ENVSETUP"].endswith(".whl")
+    # no `python:$PYTHON` image: 3.13t/3.14t have none; uv installs the cell's Python
+    assert "$PYTHON" not in gitlab["verify"]["image"]
+    assert scripts[0] == 'uv python install "$PYTHON"'
+    # the envsetup commands the recipes run succeed offline and give what the jobs read
+    github_cmd = runs[1].split("$(", 1)[1].rsplit(")", 1)[0]
+    result = run_envsetup(*shlex.split(github_cmd)[1:], env=mirror_env("http://127.0.0.1:9"))
+    assert result.returncode == 0, result.stderr
+    jobs = json.loads(result.stdout)["include"]
+    assert jobs and all(job["session"].startswith("verify(python=") for job in jobs)
+    export = recipe("gitlab-export").split(">")[0]
+    result = run_envsetup(*shlex.split(export)[1:], env=mirror_env("http://127.0.0.1:9"))
+    assert result.returncode == 0, result.stderr
+    matrix = yaml.safe_load(result.stdout)[".envsetup-matrix"]["parallel"]["matrix"]
+    pythons = {job["PYTHON"] for job in matrix}
+    assert any(python.endswith("t") for python in pythons)  # why the image is uv's
+    assert all(re.fullmatch(r"3\.\d+t?", python) for python in pythons)  # uv's request form
