@@ -18,7 +18,7 @@ from pathlib import Path
 
 from envsetup.machine import Gpu
 
-__all__ = ["GpuTable", "fill_capabilities", "load_table", "normalise_name"]
+__all__ = ["GpuTable", "check_capabilities", "fill_capabilities", "load_table", "normalise_name"]
 
 FILE = "gpus.toml"
 
@@ -109,6 +109,36 @@ class GpuTable:
 
     def by_pci(self, device: int) -> GpuModel | None:
         return self._by_pci.get(device)
+
+    @functools.cached_property
+    def capabilities(self) -> tuple[str, ...]:
+        """Every compute capability some GPU in the table has, lowest first."""
+        return tuple(sorted({model.cc for model in self.models}, key=_capability_key))
+
+
+def _capability_key(cc: str) -> tuple[int, int]:
+    major, minor = cc.split(".")
+    return int(major), int(minor)
+
+
+def check_capabilities(capabilities: Sequence[str], table: GpuTable | None = None) -> None:
+    """Refuse a capability no known GPU has (`--compute-cap 99` read as 9.9): planned as given,
+    it would be reported as covered by wheels whose arch lists only approximate it."""
+    table = table or load_table()
+    for cc in capabilities:
+        if cc in table.capabilities:
+            continue
+        from envsetup.errors import UsageError
+
+        key = _capability_key(cc)
+        below = [known for known in table.capabilities if _capability_key(known) < key][-2:]
+        above = [known for known in table.capabilities if _capability_key(known) > key][:2]
+        raise UsageError(
+            f"no GPU in matrices/{FILE} has compute capability {cc}; the known ones nearest "
+            f"to it: {', '.join(below + above)}",
+            hint="pass the capability nvidia-smi reports (`nvidia-smi --query-gpu=compute_cap "
+            f"--format=csv`); a GPU newer than the table needs a row in matrices/{FILE}",
+        )
 
 
 @functools.lru_cache(maxsize=4)

@@ -4,12 +4,13 @@
     import envsetup.nox
 
     @nox.session
-    @nox.parametrize("python,torch,variant", envsetup.nox.cells(torch=">=2.4", variants="cpu"))
-    def tests(session, torch, variant):
-        envsetup.nox.install_torch(session, torch=torch, backend=variant)
+    def tests(session):                          # the build planned for this machine
+        envsetup.nox.install_torch(session)
+        envsetup.nox.install_envsetup(session)   # its pytest plugin: `gpu`, `device`
         session.install("-e", ".", "pytest")
         session.run("pytest")
 
+`cells()` parametrizes an opt-in session over the matrix (README, "nox (your project)").
 `install_torch` plans through the same resolver as `envsetup plan` and hands the arguments to
 `session.install`, so it works whether the session's venv is made by virtualenv/venv (pip) or
 uv. nox is imported only inside these functions: importing envsetup never pulls it in.
@@ -30,7 +31,7 @@ if TYPE_CHECKING:
 
     from envsetup.machine import Machine
 
-__all__ = ["cells", "install_torch", "plan_for_python", "session_python"]
+__all__ = ["cells", "install_envsetup", "install_torch", "plan_for_python", "session_python"]
 
 
 def __dir__() -> list[str]:
@@ -78,13 +79,16 @@ def session_python(session: Session) -> str:
 
 def install_torch(
     session: Session,
-    torch: str | None = "2.5.1",
+    torch: str | None = None,
     backend: str = "auto",
-    with_: Sequence[str] = ("torchvision",),
+    with_: Sequence[str] = (),
     *,
     machine: Machine | None = None,
 ) -> Plan:
-    """Plan torch (+ companions) for the session's Python and install it into its venv.
+    """Plan torch (+ companions named in `with_`) for the session's Python and install it.
+
+    The defaults are `envsetup plan`'s: the newest torch whose build fits this machine, no
+    companions.
 
     Torch-family packages come through `--index-url` of the chosen variant, never an extra
     index: inherited settings that add package sources are left out of the install, as for
@@ -111,6 +115,20 @@ def install_torch(
     # nox removes a variable whose value is None from the command's environment
     session.install(*install_options(plan, installer=installer), env=isolation.changes)
     return plan
+
+
+def install_envsetup(session: Session) -> str:
+    """Install this envsetup (the checkout, wheel or git URL nox's copy came from) into the
+    session, so its pytest plugin is there; returns the requirement installed."""
+    from envsetup.distribution import requirement
+    from envsetup.errors import EnvsetupError
+
+    try:
+        wanted = requirement()
+    except EnvsetupError as error:
+        session.error(f"envsetup: {error}")
+    session.install(wanted)
+    return wanted
 
 
 def cells(

@@ -110,7 +110,8 @@ def build_wheel(
 ) -> Path:
     """Write a pure-Python wheel with correct METADATA, WHEEL and RECORD; return its path
     (`tag` other than py3-none-any: a wheel installers prefer to ours)."""
-    dist_info = f"{name}-{version}.dist-info"
+    stem = re.sub(r"[-_.]+", "_", name)  # a wheel's file and dist-info names: "trove_classifiers"
+    dist_info = f"{stem}-{version}.dist-info"
     metadata = "".join(
         [
             "Metadata-Version: 2.1\n",
@@ -132,7 +133,7 @@ def build_wheel(
     ]
     record.append(f"{dist_info}/RECORD,,")
     members[f"{dist_info}/RECORD"] = "\n".join(record) + "\n"
-    path = dest / f"{name}-{version}-{tag}.whl"
+    path = dest / f"{stem}-{version}-{tag}.whl"
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
         for member, text in members.items():
             archive.writestr(member, text)

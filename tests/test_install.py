@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import pty
 import shlex
@@ -104,6 +105,23 @@ def test_install_with_uv_streams_output_and_verifies(
     assert " + torchvision==0.20.1+cpu" in lines  # uv's own output came through, on stderr
     assert result.stdout.startswith(f"verify {uv_env}")  # stdout: only the report
     assert "all 7 checks passed" in result.stdout
+    assert torch_version(uv_env, env) == "2.5.1+cpu"
+
+
+def test_install_json_is_one_document_on_stdout_and_the_installer_talks_on_stderr(
+    uv_env: Path, index: Served, env: dict[str, str]
+) -> None:
+    result = run_envsetup(
+        "install", "--python", str(uv_env), "--installer", "uv", "--torch", "2.5.1", "--json",
+        *flags(index), env=env,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    document = json.loads(result.stdout)  # nothing else on stdout
+    assert {"target", "plan", "verify", "installer", "command"} <= set(document)
+    assert document["target"]["python"] == str(uv_env)
+    assert document["plan"]["packages"] == ["torch==2.5.1+cpu"]
+    assert document["verify"]["ok"] is True
+    assert " + torch==2.5.1+cpu" in result.stderr.splitlines()  # uv's own output
     assert torch_version(uv_env, env) == "2.5.1+cpu"
 
 

@@ -213,12 +213,13 @@ def test_update_reports_and_prints_rows(tmp_path: Path, capsys: pytest.CaptureFi
     assert row["python"] == ["3.12", "3.14t"]
     assert row["confirmed"] is False
     assert row["variants"] == {
-        "linux-x86_64": ["cpu", "cu130"],
+        "linux-x86_64": ["cu130"],  # no +cpu wheel listed: no "cpu" variant invented
         "windows-amd64": ["cpu"],
         "macos-arm64": ["cpu"],
     }
     assert row["python_platforms"] == {"3.14t": ["linux-x86_64"]}
     assert "variants.macos-arm64" in row["unconfirmed"]
+    assert "variants.linux-x86_64" not in row["unconfirmed"]
     assert row["date"].startswith("FILL IN") and row["pypi_default"]["macos-arm64"] == "FILL IN"
     assert row["sources"] == [str(tmp_path / "torch.html")]
 

@@ -31,13 +31,13 @@ PRINT = (
 
 @nox.session(venv_backend="virtualenv")
 def with_pip(session):
-    envsetup.nox.install_torch(session, torch="2.5.1", backend="cu121")
+    envsetup.nox.install_torch(session, torch="2.5.1", backend="cu121", with_=["torchvision"])
     session.run("python", "-c", PRINT)
 
 
 @nox.session(venv_backend="uv")
 def with_uv(session):
-    plan = envsetup.nox.install_torch(session, torch="2.5", backend="cpu")
+    plan = envsetup.nox.install_torch(session, torch="2.5", backend="cpu", with_=["torchvision"])
     session.log("PLAN " + " ".join(plan.packages))
     session.run("python", "-c", PRINT)
 

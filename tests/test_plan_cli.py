@@ -137,6 +137,19 @@ def test_usage_errors_exit_2(
     assert "Traceback" not in err
 
 
+def test_a_capability_no_known_gpu_has_is_refused_naming_its_neighbours(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # "99" reads as 9.9; before, the plan said the wheels "include sm_99"
+    code, out, err = run_plan(capsys, *TARGET[:2], "--driver", "575.57.08", "--compute-cap", "99")
+    assert code == 2
+    assert out == "" and "sm_99" not in err
+    assert "no GPU in matrices/gpus.toml has compute capability 9.9" in err
+    assert "nearest to it: 8.9, 9.0, 10.0, 10.3" in err
+    code, _, err = run_plan(capsys, *TARGET[:2], "--driver", "575.57.08", "--compute-cap", "sm90")
+    assert code == 0, err
+
+
 def test_impossible_request_exits_1_with_what_would_work(
     capsys: pytest.CaptureFixture[str],
 ) -> None:

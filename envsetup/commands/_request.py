@@ -243,6 +243,7 @@ def _target_python(value: str | None) -> tuple[str | None, dict[str, str] | None
 
 def _described(args: argparse.Namespace, python: str | None) -> Machine:
     """A machine built from flags, for planning a machine other than this one."""
+    from envsetup.gpu_table import check_capabilities
     from envsetup.probe.host import python_tag
     from envsetup.probe.overrides import (
         force_gfx,
@@ -281,6 +282,7 @@ def _described(args: argparse.Namespace, python: str | None) -> Machine:
             cuda = normalise_cuda(args.cuda)
         if args.compute_cap is not None:
             caps = normalise_capabilities(args.compute_cap)
+            check_capabilities(caps)
             gpus = tuple(Gpu(index=i, compute_capability=cc) for i, cc in enumerate(caps))
         if args.amd_arch:
             targets = tuple(t for text in args.amd_arch for t in normalise_gfx(text))

@@ -70,8 +70,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
 @contextlib.contextmanager
 def installer_output(args: argparse.Namespace) -> Iterator[TextIO]:
     """Where the installer's own output goes: stderr as it runs, its tail not repeated on
-    failure; with -q or --json nowhere, and a failure then quotes its last lines once."""
-    if args.quiet or args.json:
+    failure; with -q nowhere, and a failure then quotes its last lines once. --json keeps it on
+    stderr: stdout holds only the JSON document either way."""
+    if args.quiet:
         yield io.StringIO()
         return
     from envsetup.install import StepFailed

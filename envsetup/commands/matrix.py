@@ -426,14 +426,16 @@ def _python_key(tag: str) -> tuple[int, bool]:
 
 
 def _stub_variants(new: Any) -> dict[str, list[str]]:
-    """Labelled variants per platform; a platform with only unlabelled wheels gets "cpu"."""
+    """Labelled variants per platform, as listed; a platform with only unlabelled wheels (macOS)
+    gets "cpu", marked unconfirmed by the stub. A labelled platform gets no "cpu" the listing
+    does not show: its unlabelled wheels are PyPI's default build, not a CPU one."""
     from envsetup.matrices import variant_sort_key
 
     result = {}
     for platform in PLATFORMS:
         if platform not in new.pythons:
             continue
-        variants = set(new.variants.get(platform, ())) | {"cpu"}
+        variants = set(new.variants.get(platform, ())) or {"cpu"}
         result[platform] = sorted(variants, key=variant_sort_key)
     return result
 
