@@ -101,8 +101,8 @@ def _gpu_mode(session: nox.Session) -> str:
 )
 def verify(session: nox.Session, torch: str, variant: str) -> None:
     """Install torch==TORCH (VARIANT) through the planner, then verify it from the inside."""
-    from envsetup.cells import Cell, missing_hardware
     from envsetup.detect import detect
+    from envsetup.integrations.cells import Cell, missing_hardware
 
     mode = _gpu_mode(session)
     machine = detect()

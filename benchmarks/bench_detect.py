@@ -15,7 +15,7 @@ from typing import Any
 
 def run(report: Any) -> None:
     from envsetup.detect import detect
-    from envsetup.probe.nvidia import QUERY_ARGS
+    from envsetup.detect.nvidia import QUERY_ARGS
 
     python = sys.executable
     script = Path(python).parent / ("envsetup.exe" if sys.platform == "win32" else "envsetup")
@@ -57,12 +57,12 @@ def run(report: Any) -> None:
 
 def _fake_nvml(report: Any, detect: Any) -> None:
     """What querying NVML in a child process costs: detect() on a fake driver tree whose
-    libnvidia-ml is compiled from tests/fake_nvml.c (it answers at once, so the row is the
+    libnvidia-ml is compiled from tests/support/fake_nvml.c (it answers at once, so the row is the
     child's start-up), next to the bare `python -I -S -c pass` the child is built on."""
     import tempfile
 
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-    import fakes
+    from support import fakes
 
     if fakes.compiler() is None or not sys.platform.startswith("linux"):
         report.note("fake NVML: needs a C compiler on Linux")

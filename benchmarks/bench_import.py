@@ -74,7 +74,7 @@ def run(report: Any) -> None:
         )
     # The plugin loads inside pytest: count only what it adds to pytest's own imports.
     base = importtime(["-c", "import pytest"])
-    rows = importtime(["-c", "import pytest, envsetup.pytest_plugin"])
+    rows = importtime(["-c", "import pytest, envsetup.integrations.pytest_plugin"])
     seen = {name.strip() for _, _, name in base}
     added = [row for row in rows if row[2].strip() not in seen]
     cost = sum(own for own, _, _ in added)

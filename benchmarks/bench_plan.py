@@ -32,9 +32,9 @@ def run(report: Any) -> None:
 
     from bench_scaling import matrix_cells  # benchmarks/ is sys.path[0] under run.py
 
-    from envsetup.machine import Gpu, Machine, Platform
     from envsetup.matrices import load
-    from envsetup.plan import Request
+    from envsetup.model.machine import Gpu, Machine, Platform
+    from envsetup.model.plan import Request
     from envsetup.resolve import resolve
 
     matrices = load()

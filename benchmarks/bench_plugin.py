@@ -54,7 +54,7 @@ def _suite(root: Path, name: str, text: str, conftest: str | None = None) -> Pat
 
 def _fake_torch() -> Any:
     spec = importlib.util.spec_from_file_location(
-        "fake_torch", TESTS_DIR / "fake_torch" / "__init__.py"
+        "fake_torch", TESTS_DIR / "support" / "fake_torch" / "__init__.py"
     )
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)

@@ -4,7 +4,7 @@ bench_plan times all cells as one batch; here each cell is timed alone so the sp
 (an old release, a ROCm variant or a free-threaded Python should cost what any cell costs).
 The GPU rows build N-GPU outputs from the real 16-GPU table and the H100 query CSV, then time
 the parser, detection from a saved output, and a live detect() against a fake sysfs tree and a
-fake nvidia-smi on PATH (tests/fakes.py), so per-GPU cost is visible as a ratio.
+fake nvidia-smi on PATH (tests/support/fakes.py), so per-GPU cost is visible as a ratio.
 """
 
 from __future__ import annotations
@@ -23,9 +23,9 @@ COUNTS = (1, 8, 16)
 def matrix_cells() -> list[tuple[str, Any, Any]]:
     """(label, machine, request) per published torch x platform x variant, on its newest
     Python: the cell set both this file and bench_plan time."""
-    from envsetup.machine import Machine, Platform
     from envsetup.matrices import load
-    from envsetup.plan import Request
+    from envsetup.model.machine import Machine, Platform
+    from envsetup.model.plan import Request
 
     cells = []
     for release in load().releases:
@@ -72,7 +72,7 @@ def _per_cell(report: Any) -> None:
 
 def _smi_outputs(count: int) -> dict[str, str]:
     """nvidia-smi's table and --query-gpu CSV for `count` GPUs, cut from real outputs."""
-    import fakes
+    from support import fakes
 
     lines = (fakes.SMI_SAMPLES / "rtx6000d-590-16gpu-synthetic.txt").read_text().splitlines()
     first = next(i for i, line in enumerate(lines) if line.startswith("|   0  "))
@@ -90,10 +90,10 @@ def _smi_outputs(count: int) -> dict[str, str]:
 
 def _gpus(report: Any) -> None:
     sys.path.insert(0, str(TESTS))
-    import fakes
+    from support import fakes
 
     from envsetup.detect import detect, machine_from_nvidia_smi
-    from envsetup.nvidia_smi import parse
+    from envsetup.detect.nvidia_smi import parse
 
     report.section("detect with 1, 8 and 16 GPUs")
     timings: dict[str, dict[int, float]] = {"parse": {}, "saved": {}, "live": {}}

@@ -3,7 +3,7 @@
 Whole process: plan, create the environment, install torch+torchvision (small fake wheels, so
 this measures the installers' own overhead, not download bandwidth), verify in the new
 interpreter. Sampled round-robin so load drift on a shared machine hits both installers alike.
-The index and isolated pip/uv settings are the tests' own (tests/fake_index.py).
+The index and isolated pip/uv settings are the tests' own (tests/support/fake_index.py).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ RUNS = 3  # a pip venv costs seconds: fewer samples than the start-up rows
 
 def run(report: Any) -> None:
     sys.path.insert(0, str(TESTS))
-    from fake_index import FakeBuild, isolated_env, serve_fake_index
+    from support.fake_index import FakeBuild, isolated_env, serve_fake_index
 
     runs = min(report.runs, RUNS)
     report.section(f"envsetup venv, fake index on 127.0.0.1 (whole process, {runs} runs)")

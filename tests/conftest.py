@@ -16,11 +16,12 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from fake_index import isolated_env, uv_executable
 from hypothesis import settings
+from support.fake_index import isolated_env, uv_executable
 
 DATA = Path(__file__).parent / "data"
-#: Small foreign projects that tests/test_plugin_compat.py runs in subprocesses; their conftests
+#: Small foreign projects that tests/integration/test_plugin_compat.py runs in subprocesses; their
+#: conftests
 #: define --device & co., so this suite must not load them.
 collect_ignore = ["compat_projects"]
 

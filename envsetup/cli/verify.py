@@ -1,0 +1,113 @@
+"""`envsetup verify`: prove from inside an environment that its torch works on this machine."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from envsetup.cli._output import add_output_arguments, emit, note
+from envsetup.cli._request import add_machine_arguments, machine_from_args
+from envsetup.terminal import printable
+from envsetup.verify import Expectation, VerifyReport, verify
+
+HELP = "Check that torch in an environment imports, fits this machine and computes on each device."
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--python",
+        metavar="PATH",
+        help="interpreter of the environment (default: the active virtual or conda "
+        "environment, else envsetup's own unless that is a pipx/uv tool environment)",
+    )
+    parser.add_argument(
+        "--expect", metavar="REQ", help="the torch that should be there: torch==2.5.1"
+    )
+    parser.add_argument("--expect-variant", metavar="VARIANT", help="cpu, cu121, rocm6.2, ...")
+    parser.add_argument(
+        "--require-gpu", action="store_true", help="fail when no GPU is usable (GPU CI jobs)"
+    )
+    parser.add_argument(
+        "--bench",
+        action="store_true",
+        help="measure host<->device bandwidth and matmul throughput (device vs CPU)",
+    )
+    add_output_arguments(parser)
+    parser.add_argument(
+        "--merge",
+        nargs="+",
+        metavar="FILE",
+        help="merge `verify --json` reports of many nodes (files or folders) into one verdict",
+    )
+    add_machine_arguments(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.merge:
+        from envsetup.verify.fleet_report import merge, merged_human, merged_json
+
+        merged = merge(args.merge)
+        text = json.dumps(merged_json(merged), indent=2, ensure_ascii=False)
+        emit(args, text if args.json else printable(merged_human(merged)))
+        return 0 if merged.ok else 1
+    from envsetup.install.target import find_target
+
+    expect = Expectation.parse(args.expect, args.expect_variant)
+    target = find_target(args.python)
+    machine, _ = machine_from_args(args, target.probe)
+    report = verify(
+        target.python,
+        machine=machine,
+        expect=expect,
+        require_gpu=args.require_gpu,
+        bench=args.bench,
+    )
+    if args.json:
+        document = {**report.to_json(), "target": target.to_json()}
+        emit(args, json.dumps(document, indent=2, ensure_ascii=False))
+    else:
+        note(args, f"target: {target.describe()}")
+        emit(args, printable(human(report)))
+    return 0 if report.ok else 1
+
+
+def human(report: VerifyReport) -> str:
+    """One line per check, the fix under each failure, then the bench figures and a verdict."""
+    version = f" (Python {report.python_version})" if report.python_version else ""
+    lines = [f"verify {report.python}{version}"]
+    width = max(len(check.name) for check in report.checks)
+    for check in report.checks:
+        lines.append(f"  {'ok  ' if check.ok else 'FAIL'}  {check.name:<{width}}  {check.detail}")
+        if check.fix:
+            lines.append(f"        {'':<{width}}  fix: {check.fix}")
+    if report.bench:
+        lines += ["", *bench_lines(report.bench)]
+    failed = len(report.failures)
+    total = len(report.checks)
+    lines.append("")
+    lines.append(
+        f"all {total} checks passed" if not failed else f"{failed} of {total} checks failed"
+    )
+    return "\n".join(lines)
+
+
+def bench_lines(bench: dict[str, Any]) -> list[str]:
+    if "error" in bench:
+        return [f"bench: could not run: {bench['error']}"]
+    cpu = bench["cpu"]
+    lines = [
+        f"bench: CPU {cpu['matmul']} matmul {cpu['gflops']} GFLOP/s ({cpu['threads']} threads)"
+    ]
+    for device in bench.get("devices", []):
+        lines += [
+            f"bench: {device['device']} host->device {device['h2d_pageable_gbs']} GB/s pageable, "
+            f"{device['h2d_pinned_gbs']} GB/s pinned (x{device['pinned_vs_pageable_h2d']})",
+            f"bench: {device['device']} device->host {device['d2h_pageable_gbs']} GB/s pageable, "
+            f"{device['d2h_pinned_gbs']} GB/s pinned",
+            f"bench: {device['device']} {device['matmul']} matmul {device['tflops']} TFLOP/s "
+            f"(x{device['device_vs_cpu_matmul']} the CPU)",
+        ]
+    if not bench.get("devices"):
+        lines.append("bench: no GPU usable; CPU figures only")
+    return lines
