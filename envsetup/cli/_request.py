@@ -52,7 +52,7 @@ def add_machine_arguments(parser: argparse.ArgumentParser) -> None:
         "(repeatable; env UV_AMD_GPU_ARCHITECTURE)",
     )
     machine.add_argument("--gpu", choices=("none",), help="treat the machine as having no GPU")
-    fleet = parser.add_argument_group("fleet: one build for many machines (see README)")
+    fleet = parser.add_argument_group("fleet: one build for many machines (see docs/fleets.md)")
     fleet.add_argument(
         "--machine",
         dest="machine_files",

@@ -10,7 +10,7 @@
         session.install("-e", ".", "pytest")
         session.run("pytest")
 
-`cells()` parametrizes an opt-in session over the matrix (README, "nox (your project)").
+`cells()` parametrizes an opt-in session over the matrix (docs/ci.md, "nox (your project)").
 `install_torch` plans through the same resolver as `envsetup plan` and hands the arguments to
 `session.install`, so it works whether the session's venv is made by virtualenv/venv (pip) or
 uv. nox is imported only inside these functions: importing envsetup never pulls it in.

@@ -146,7 +146,7 @@ class Machine:
         return tuple(gpu for gpu in self.gpus if gpu.vendor == "amd")
 
     def to_json(self) -> dict[str, Any]:
-        """The `detect --json` document (stable keys, see README)."""
+        """The `detect --json` document (stable keys, see docs/cli.md)."""
         return {
             "schema_version": SCHEMA_VERSION,
             "hostname": self.hostname,

@@ -1,6 +1,6 @@
 """Pure decisions: from a Machine and a Request to a Plan, with a reason for every choice.
 
-The rules (README "How envsetup chooses"): the driver's minor-version-compatibility floor is a
+The rules (docs/cli.md "How envsetup chooses"): the driver's minor-version-compatibility floor is a
 hard limit; every visible GPU's compute capability must be in the wheel; a wheel must exist for
 the Python and platform; the newest torch wins, then the best variant for it; companions are
 pinned to their paired versions from the same index. Facts come from `envsetup.matrices`; this

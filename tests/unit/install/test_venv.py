@@ -250,7 +250,7 @@ FAILING = ("--installer", "uv", "--torch", "2.5.0", "--with", "torchaudio")  # n
 
 
 def tag(target: Path) -> str:
-    """The short name envsetup gives `target`'s aside, trash and lock (README: Reliability)."""
+    """The short name envsetup gives `target`'s aside, trash and lock (docs/reliability.md)."""
     return hashlib.sha256(os.fsencode(target.name)).hexdigest()[:10]
 
 

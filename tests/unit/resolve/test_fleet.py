@@ -1,5 +1,5 @@
 """One build for a fleet: machine descriptions, the merged plan, the scheduler recipes of the
-README run against fake `srun`/`kubectl`, merged verify reports and the fleet's CI jobs."""
+docs/fleets.md run against fake `srun`/`kubectl`, merged verify reports and the fleet's CI jobs."""
 
 from __future__ import annotations
 
@@ -237,11 +237,11 @@ sys.exit(subprocess.run(args[3:], env=env).returncode)
 
 
 def recipe(title: str) -> str:
-    """The README's shell block that starts with `# {title}`: the tests run what users copy."""
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    """The docs/fleets.md shell block starting `# {title}`: the tests run what users copy."""
+    readme = (ROOT / "docs" / "fleets.md").read_text(encoding="utf-8")
     blocks = re.findall(r"```sh\n(.*?)```", readme, re.DOTALL)
     found = [block for block in blocks if block.startswith(f"# {title}")]
-    assert len(found) == 1, f"README has no ```sh block starting with '# {title}'"
+    assert len(found) == 1, f"docs/fleets.md has no ```sh block starting with '# {title}'"
     return found[0]
 
 
