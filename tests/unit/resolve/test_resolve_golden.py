@@ -24,8 +24,8 @@ else:  # pragma: no cover - Python 3.9/3.10
 
 from envsetup.matrices import load
 
-#: What an unpinned plan picks where nothing narrows it (docs/cli.md rule 4: releases none of whose facts
-#: are confirmed are only planned when pinned), so "newest" cases follow the matrices.
+#: What an unpinned plan picks where nothing narrows it (docs/cli.md rule 4: releases none of
+#: whose facts are confirmed are only planned when pinned), so "newest" cases follow the matrices.
 NEWEST = next(release.torch for release in reversed(load().releases) if release.confirmed)
 
 
