@@ -315,6 +315,8 @@ def _record_capabilities(
 def fill_capabilities(gpus: Sequence[Gpu], findings: Findings) -> tuple[Gpu, ...]:
     """Fill each NVIDIA GPU's missing compute capability from its name (matrices/gpus.toml):
     the one place pastes and every fallback path without NVML learn the arch from."""
+    if all(gpu.compute_capability or gpu.vendor != "nvidia" for gpu in gpus):
+        return tuple(gpus)  # nothing to fill: the table and the matrices stay unloaded (~7 ms)
     from envsetup.matrices.gpu_table import fill_capabilities as from_table
 
     started = now()
