@@ -58,7 +58,7 @@ def _jobs(
     cells: Sequence[Cell], session: str, runners: Sequence[str] | None
 ) -> list[dict[str, str]]:
     labels = runners if runners is not None else [None] * len(cells)
-    return [_job(cell, session, label) for cell, label in zip(cells, labels, strict=True)]
+    return [_job(cell, session, label) for cell, label in zip(cells, labels)]
 
 
 def github(

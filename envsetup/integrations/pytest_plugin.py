@@ -141,25 +141,44 @@ def _clash_message(text: str) -> str | None:
     """Our words for argparse's "conflicting option string" (or pytest's "dest already used")
     on one of envsetup's options."""
     taken = [name for name in _OPTIONS if f"string: {name}" in text or f"by ['{name}']" in text]
-    if not taken:
-        return None
+    return _defined_twice(taken[0]) if taken else None
+
+
+def _defined_twice(name: str) -> str:
     return (
-        f"envsetup: the option {taken[0]} is defined twice: by this project (a conftest or "
+        f"envsetup: the option {name} is defined twice: by this project (a conftest or "
         "plugin) and by envsetup's pytest plugin. Rename the project's option, or run pytest "
         "with -p no:envsetup to leave envsetup's plugin out."
     )
 
 
+def _registered_twice(parser: pytest.Parser) -> str | None:
+    """An envsetup option name added twice. pytest 8 builds its argparse parser only after the
+    initial conftests, so the clash would surface later as argparse's traceback."""
+    groups = [getattr(parser, "_anonymous", None), *getattr(parser, "_groups", ())]
+    names = [
+        name
+        for group in groups
+        for option in getattr(group, "options", ())
+        for name in option.names()
+    ]
+    return next((name for name in _OPTIONS if names.count(name) > 1), None)
+
+
 @pytest.hookimpl(wrapper=True)
-def pytest_load_initial_conftests() -> Generator[None, None, None]:
+def pytest_load_initial_conftests(parser: pytest.Parser) -> Generator[None, None, None]:
     """A root conftest that takes an envsetup option name: a message, not argparse's traceback."""
     try:
-        return (yield)
+        result = yield
     except (argparse.ArgumentError, ValueError) as exc:
         message = _clash_message(str(exc))
         if message is None:
             raise
         raise pytest.UsageError(message) from None
+    taken = _registered_twice(parser)
+    if taken is not None:
+        raise pytest.UsageError(_defined_twice(taken))
+    return result
 
 
 @pytest.hookimpl(wrapper=True)

@@ -29,7 +29,9 @@ ROOT = HERE.parent
 def _autoloads() -> bool:
     from importlib.metadata import entry_points
 
-    return any(e.name == "envsetup" for e in entry_points(group="pytest11"))
+    found = entry_points()
+    group = found.select(group="pytest11") if hasattr(found, "select") else found["pytest11"]
+    return any(e.name == "envsetup" for e in group)
 
 
 #: Where envsetup is only importable (not installed) there is no entry point to name.

@@ -876,9 +876,14 @@ def test_an_option_name_taken_by_a_conftest_is_a_message_naming_envsetup(project
     )
     result = project.run_subprocess()
     output = result.stdout.str() + result.stderr.str()
+    assert "Traceback" not in output and "ArgumentError" not in output
+    if where != "conftest.py" and int(pytest.__version__.split(".")[0]) < 9:
+        # pytest 8 has built its parser before a subfolder's conftest adds options: the
+        # project's option is ignored with or without envsetup, and the run goes on.
+        result.assert_outcomes(passed=1)
+        return
     assert "the option --envsetup-device is defined twice" in output
     assert "-p no:envsetup" in output
-    assert "Traceback" not in output and "ArgumentError" not in output
 
 
 @simulated_hardware
