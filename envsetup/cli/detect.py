@@ -7,21 +7,12 @@ import argparse
 import json
 from collections.abc import Iterator
 
+from envsetup.cli._types import seconds
 from envsetup.detect.findings import source_of
 from envsetup.model.machine import Gpu, Machine, Platform
 from envsetup.terminal import printable
 
 HELP = "Show this machine's GPUs, driver and maximum CUDA version, and where each fact came from."
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not 0 < value <= 600:
-        raise argparse.ArgumentTypeError(f"expected seconds between 0 and 600, got {text!r}")
-    return value
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -43,7 +34,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--timeout",
-        type=_seconds,
+        type=seconds,
         default=5.0,
         metavar="SECONDS",
         help="longest wait for nvidia-smi or rocm_agent_enumerator (default 5)",

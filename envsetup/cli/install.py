@@ -3,51 +3,22 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
-import io
 import json
-import os
 import shlex
 import sys
-from collections.abc import Iterator
-from typing import TextIO
 
-from envsetup.cli._output import add_output_arguments, emit, note
+from envsetup.cli._installing import add_installer_argument, announce, installer_output
+from envsetup.cli._output import add_output_arguments, emit
+from envsetup.cli._report import human
 from envsetup.cli._request import (
     add_machine_arguments,
     add_request_arguments,
     machine_from_args,
     request_from_args,
 )
-from envsetup.install.argv import INSTALLERS
-from envsetup.model.plan import Plan
 from envsetup.terminal import printable
 
-INSTALLER_CHOICES = ("auto", *INSTALLERS)
-
 HELP = "Install the right torch build into this (or --python's) environment and verify it."
-
-
-def _installer(value: str) -> str:
-    """argparse converts a string default too, so a bad ENVSETUP_INSTALLER is a usage error
-    (exit 2) like a bad --installer, not a crash when the command is built."""
-    if value not in INSTALLER_CHOICES:
-        raise argparse.ArgumentTypeError(
-            f"invalid choice: {value!r} (from --installer or ENVSETUP_INSTALLER); "
-            f"expected one of: {', '.join(INSTALLER_CHOICES)}"
-        )
-    return value
-
-
-def add_installer_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--installer",
-        type=_installer,
-        choices=INSTALLER_CHOICES,
-        default=os.environ.get("ENVSETUP_INSTALLER") or "auto",
-        help="pip, uv (`uv pip install`) or auto (default: uv when on PATH, else pip); "
-        "env ENVSETUP_INSTALLER",
-    )
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -67,35 +38,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     add_machine_arguments(parser)
 
 
-@contextlib.contextmanager
-def installer_output(args: argparse.Namespace) -> Iterator[TextIO]:
-    """Where the installer's own output goes: stderr as it runs, its tail not repeated on
-    failure; with -q nowhere, and a failure then quotes its last lines once. --json keeps it on
-    stderr: stdout holds only the JSON document either way."""
-    if args.quiet:
-        yield io.StringIO()
-        return
-    from envsetup.install.run import StepFailed
-
-    try:
-        yield sys.stderr
-    except StepFailed as failure:
-        raise failure.without_tail() from None
-
-
-def announce(args: argparse.Namespace, plan: Plan, python: str) -> None:
-    """What is about to happen, where and why, before the installer's output starts (stderr)."""
-    from envsetup.redact import redact
-
-    source = redact(plan.source)
-    lines = [f"envsetup: installing {' '.join(plan.packages)} from {source} into {python}"]
-    lines += [f"  - {reason}" for reason in plan.reasons]
-    lines += [f"  ! {warning}" for warning in plan.warnings]
-    note(args, *lines)
-
-
 def run(args: argparse.Namespace) -> int:
-    from envsetup.cli.verify import human
     from envsetup.install.argv import choose_installer
     from envsetup.install.run import confirm_replace, install, installer_argv, interruptible
     from envsetup.install.target import find_target

@@ -11,6 +11,8 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from envsetup.cli._ci_matrix import add_format_arguments, render_format
+from envsetup.cli._types import seconds
 from envsetup.errors import EnvsetupError, UsageError
 from envsetup.matrices import (
     PLATFORMS,
@@ -37,9 +39,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--python", metavar="X.Y", help="only releases with wheels for it (3.13t)")
     parser.add_argument("--platform", choices=PLATFORMS, help="only this platform")
     parser.add_argument("--variant", metavar="NAME", help="only releases publishing it (cu121)")
-    from envsetup.integrations.ci_export import add_format_argument
-
-    add_format_argument(parser)  # --format table|json|github|gitlab, --newest N, --session
+    add_format_arguments(parser)  # --format table|json|github|gitlab, --newest N, --session
     parser.add_argument(
         "--json", dest="format", action="store_const", const="json", help="same as --format json"
     )
@@ -68,11 +68,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="exit 1 when upstream has something the matrices lack (for a scheduled CI job)",
     )
-    from envsetup.cli.detect import _seconds  # the same 0-600 s rule as detect
-
     update.add_argument(
         "--timeout",
-        type=_seconds,
+        type=seconds,
         default=30.0,
         metavar="SECONDS",
         help="longest wait for the listing (default 30)",
@@ -124,8 +122,6 @@ def run(args: argparse.Namespace) -> int:
         return _update(args, data)
     if args.action == "verify":
         return _verify(args, data)
-    from envsetup.integrations.ci_export import render_format
-
     ci_matrix = render_format(args)  # github / gitlab: CI job matrices of the same filters
     if ci_matrix is not None:
         print(ci_matrix, end="" if ci_matrix.endswith("\n") else "\n")

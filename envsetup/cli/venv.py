@@ -8,14 +8,15 @@ import shutil
 import sys
 from pathlib import Path
 
+from envsetup.cli._installing import add_installer_argument, announce, installer_output
 from envsetup.cli._output import add_output_arguments, emit, note
+from envsetup.cli._report import human
 from envsetup.cli._request import (
     add_machine_arguments,
     add_request_arguments,
     machine_from_args,
     request_from_args,
 )
-from envsetup.cli.install import add_installer_argument, announce, installer_output
 from envsetup.errors import UsageError
 
 HELP = "Create a virtual environment with the right torch build, verified (all or nothing)."
@@ -63,7 +64,6 @@ def base_interpreter(value: str | None, installer: str) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from envsetup.cli.verify import human
     from envsetup.install.argv import choose_installer
     from envsetup.install.installed import interpreter_facts
     from envsetup.install.run import interruptible

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
-from typing import Any
 
 from envsetup.cli._output import add_output_arguments, emit, note
+from envsetup.cli._report import human
 from envsetup.cli._request import add_machine_arguments, machine_from_args
 from envsetup.terminal import printable
-from envsetup.verify import Expectation, VerifyReport, verify
+from envsetup.verify import Expectation, verify
 
 HELP = "Check that torch in an environment imports, fits this machine and computes on each device."
 
@@ -70,44 +70,3 @@ def run(args: argparse.Namespace) -> int:
         note(args, f"target: {target.describe()}")
         emit(args, printable(human(report)))
     return 0 if report.ok else 1
-
-
-def human(report: VerifyReport) -> str:
-    """One line per check, the fix under each failure, then the bench figures and a verdict."""
-    version = f" (Python {report.python_version})" if report.python_version else ""
-    lines = [f"verify {report.python}{version}"]
-    width = max(len(check.name) for check in report.checks)
-    for check in report.checks:
-        lines.append(f"  {'ok  ' if check.ok else 'FAIL'}  {check.name:<{width}}  {check.detail}")
-        if check.fix:
-            lines.append(f"        {'':<{width}}  fix: {check.fix}")
-    if report.bench:
-        lines += ["", *bench_lines(report.bench)]
-    failed = len(report.failures)
-    total = len(report.checks)
-    lines.append("")
-    lines.append(
-        f"all {total} checks passed" if not failed else f"{failed} of {total} checks failed"
-    )
-    return "\n".join(lines)
-
-
-def bench_lines(bench: dict[str, Any]) -> list[str]:
-    if "error" in bench:
-        return [f"bench: could not run: {bench['error']}"]
-    cpu = bench["cpu"]
-    lines = [
-        f"bench: CPU {cpu['matmul']} matmul {cpu['gflops']} GFLOP/s ({cpu['threads']} threads)"
-    ]
-    for device in bench.get("devices", []):
-        lines += [
-            f"bench: {device['device']} host->device {device['h2d_pageable_gbs']} GB/s pageable, "
-            f"{device['h2d_pinned_gbs']} GB/s pinned (x{device['pinned_vs_pageable_h2d']})",
-            f"bench: {device['device']} device->host {device['d2h_pageable_gbs']} GB/s pageable, "
-            f"{device['d2h_pinned_gbs']} GB/s pinned",
-            f"bench: {device['device']} {device['matmul']} matmul {device['tflops']} TFLOP/s "
-            f"(x{device['device_vs_cpu_matmul']} the CPU)",
-        ]
-    if not bench.get("devices"):
-        lines.append("bench: no GPU usable; CPU figures only")
-    return lines

@@ -1,20 +1,20 @@
 """Cells → a CI system's job matrix: GitHub Actions `strategy.matrix`, GitLab `parallel:matrix`.
 
 We generate, the user's CI runs: one job per cell, each carrying the nox session that verifies it
-and a `runner` label (cpu or gpu) so GPU cells land on GPU runners. The `matrix` verb calls
-`add_format_argument` and `render_format`, so the verb stays one place for every output form.
+and a `runner` label (cpu or gpu) so GPU cells land on GPU runners. Plain values in, text out:
+the `matrix` verb (envsetup/cli/matrix.py) owns the flags.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
-from envsetup.errors import EnvsetupError, UsageError
+from envsetup.errors import EnvsetupError
 from envsetup.integrations.cells import Cell
+from envsetup.model.machine import Platform
 
-__all__ = ["CI_FORMATS", "FORMATS", "add_format_argument", "github", "gitlab", "render_format"]
+__all__ = ["CI_FORMATS", "FORMATS", "fleet_jobs", "github", "gitlab"]
 
 
 def __dir__() -> list[str]:
@@ -98,73 +98,34 @@ def gitlab(
     return "\n".join(lines) + "\n"
 
 
-def add_format_argument(parser: argparse.ArgumentParser) -> None:
-    """The `--format` option of `envsetup matrix` (with `--session` for the CI forms)."""
-    parser.add_argument(
-        "--format",
-        choices=FORMATS,
-        default=None,
-        help="output form: table (default), json, or a CI job matrix: github, gitlab",
-    )
-    parser.add_argument(
-        "--newest",
-        type=int,
-        default=None,
-        metavar="N",
-        help="only the N newest torch releases that match the other filters",
-    )
-    parser.add_argument(
-        "--session",
-        default="verify",
-        help="nox session each CI job runs (default: verify)",
-    )
-    fleet = parser.add_argument_group("fleet: CI jobs for the build a fleet runs (github, gitlab)")
-    fleet.add_argument(
-        "--machine", dest="machine_files", metavar="FILE", action="append", default=[]
-    )
-    fleet.add_argument(
-        "--machines", dest="machine_dirs", metavar="DIR", action="append", default=[]
-    )
-    fleet.add_argument(
-        "--runner-label",
-        metavar="SM=LABEL",
-        action="append",
-        default=[],
-        help="runner label for the fleet's GPUs of one kind: sm_90=gpu-h100 (default gpu-sm_90)",
-    )
+def fleet_jobs(
+    files: Sequence[str],
+    folders: Sequence[str],
+    *,
+    torch: str | None,
+    python: str | None,
+    platform: Platform,
+    labels: Mapping[str, str],
+) -> tuple[list[Cell], list[str]]:
+    """The CI jobs that test what the fleet will run: its one build, once per GPU kind, each
+    on the runner label `labels` gives that kind ({"sm_90": "gpu-h100"}; default gpu-sm_XY)."""
+    from envsetup.matrices import arch_name
+    from envsetup.model.plan import Request
+    from envsetup.resolve.fleet import load, plan_fleet
 
-
-def render_format(args: argparse.Namespace, cells: Sequence[Cell] | None = None) -> str | None:
-    """The CI matrix text for `args.format`, or None when the format is one the verb prints itself.
-
-    Without `cells`, the cells come from the matrices filtered by the verb's own options
-    (`--torch`, `--python`, `--variant`, `--platform`) and `--newest`.
-    """
-    fmt = getattr(args, "format", None)
-    if fmt not in CI_FORMATS:
-        return None
-    session = getattr(args, "session", "verify")
-    files, folders = getattr(args, "machine_files", []), getattr(args, "machine_dirs", [])
-    if cells is None and (files or folders):
-        from envsetup.resolve.fleet import ci_jobs
-
-        cells, runners = ci_jobs(args, files, folders)
-        if fmt == "github":
-            return github(cells, session=session, runners=runners)
-        return gitlab(cells, session=session, runners=runners)
-    if getattr(args, "runner_label", None):
-        raise UsageError(
-            "--runner-label maps the GPU kinds of a fleet; pass --machine or --machines too"
-        )
-    if cells is None:
-        from envsetup.integrations.cells import DEFAULT_PLATFORM
-        from envsetup.integrations.cells import cells as all_cells
-
-        cells = all_cells(
-            torch=getattr(args, "torch", None),
-            python=getattr(args, "python", None),
-            variants=getattr(args, "variant", None),
-            platform=getattr(args, "platform", None) or DEFAULT_PLATFORM,
-            newest=getattr(args, "newest", None),
-        )
-    return github(cells, session=session) if fmt == "github" else gitlab(cells, session=session)
+    fleet = load(files, folders, smi_platform=platform)
+    plan = plan_fleet(fleet, Request(torch=torch), python=python)
+    cell = Cell(
+        python=plan.python, torch=str(plan.torch), variant=plan.variant, platform=plan.platform
+    )
+    kinds = sorted(
+        {
+            arch_name(gpu.compute_capability)
+            for node in fleet.nodes
+            for gpu in node.machine.nvidia_gpus
+            if gpu.compute_capability
+        }
+    )
+    if not plan.variant.startswith("cu") or not kinds:
+        return [cell], [cell.runner]
+    return [cell] * len(kinds), [labels.get(kind, f"gpu-{kind}") for kind in kinds]

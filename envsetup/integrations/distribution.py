@@ -49,7 +49,7 @@ def requirement() -> str:
 
 def _checkout_requirement() -> str:
     """Imported from a checkout on sys.path, never installed: that checkout."""
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]  # envsetup/integrations/distribution.py
     if not (root / "pyproject.toml").is_file():
         raise EnvsetupError(
             f"{NAME} is neither installed nor imported from a checkout ({root})",

@@ -19,12 +19,12 @@ uv. nox is imported only inside these functions: importing envsetup never pulls 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import replace
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from envsetup.install.interpreter import PYTHON_TAG
-from envsetup.model.plan import PYTORCH_INDEX_BASE, Plan, Request, insecure_index_allowed
+from envsetup.integrations.env_plan import plan_for_python
+from envsetup.model.plan import Plan
 
 if TYPE_CHECKING:
     from nox import Session
@@ -36,38 +36,6 @@ __all__ = ["cells", "install_envsetup", "install_torch", "plan_for_python", "ses
 
 def __dir__() -> list[str]:
     return __all__
-
-
-def plan_for_python(
-    python: str,
-    *,
-    torch: str | None = None,
-    backend: str = "auto",
-    with_: Sequence[str] = (),
-    machine: Machine | None = None,
-    environ: Mapping[str, str] | None = None,
-) -> Plan:
-    """The plan for an environment on this machine (or `machine`) whose Python is `python`.
-
-    A mirror comes from ENVSETUP_INDEX_URL; ENVSETUP_ALLOW_INSECURE_INDEX=1 admits an http://
-    mirror (a CI cache on the local network, or the tests' 127.0.0.1 index).
-    """
-    from envsetup.resolve import resolve
-
-    environ = os.environ if environ is None else environ
-    if machine is None:
-        from envsetup.detect import detect
-
-        machine = detect()
-    target = replace(machine, platform=replace(machine.platform, python=python))
-    request = Request(
-        torch=torch,
-        with_=tuple(with_),
-        backend=backend,
-        index_url_base=environ.get("ENVSETUP_INDEX_URL") or PYTORCH_INDEX_BASE,
-        allow_insecure_index=insecure_index_allowed(environ),
-    )
-    return resolve(target, request)
 
 
 def session_python(session: Session) -> str:

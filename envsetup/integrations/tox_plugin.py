@@ -4,7 +4,10 @@ Per-environment settings (tox.ini `[testenv]` or tox.toml `[env_run_base]`/`[env
 
 - `torch`: a version or specifier ("2.5.1", "2.5", ">=2.4,<2.6");
 - `torch_backend`: auto | cpu | cuXYZ | rocmX.Y | xpu;
-- `torch_with`: companions (torchvision, torchaudio), pinned to the paired versions.
+- `torch_with`: companions (torchvision, torchaudio), pinned to the paired versions;
+- `install_envsetup` (default true): after torch, install this same envsetup (the checkout, wheel
+  or git URL tox's copy came from) so its pytest plugin (`gpu` marker, `device` fixture) is in
+  the environment. No registry publishes envsetup, so `deps` has no portable way to name it.
 
 Unset, they come from the environment's name: `py311-torch25-cu121` means torch ==2.5.*, backend
 cu121; `torch2.5.1` an exact release. An environment without `torch` (setting or torchNN factor)
@@ -66,6 +69,7 @@ class TorchSettings:
     torch: str = ""
     backend: str = ""
     with_: tuple[str, ...] = ()
+    install_envsetup: bool = True
 
     @property
     def active(self) -> bool:
@@ -130,6 +134,12 @@ def tox_add_env_config(env_conf: EnvConfigSet, state: State) -> None:
         default=[],
         desc="torch companions installed with it from the same index (torchvision, torchaudio)",
     )
+    env_conf.add_config(
+        keys=["install_envsetup"],
+        of_type=bool,
+        default=True,
+        desc="install this envsetup (its pytest plugin) into an environment that has `torch`",
+    )
 
 
 def _settings(tox_env: ToxEnv) -> TorchSettings:
@@ -138,6 +148,7 @@ def _settings(tox_env: ToxEnv) -> TorchSettings:
         torch=str(conf["torch"]).strip(),
         backend=str(conf["torch_backend"]).strip(),
         with_=tuple(str(item) for item in conf["torch_with"]),
+        install_envsetup=bool(conf["install_envsetup"]),
     )
 
 
@@ -151,12 +162,19 @@ def _deps_requirements(tox_env: ToxEnv) -> list[str]:
 
 @impl
 def tox_on_install(tox_env: ToxEnv, arguments: Any, section: str, of_type: str) -> None:
-    """Before the environment's first install step, install the planned torch build."""
+    """Before the environment's first install step, install the planned torch build, then
+    (unless `install_envsetup = false`) this envsetup."""
     if of_type not in _INSTALL_STEPS:
         return
     settings = _settings(tox_env)
     if not settings.active:
         return
+    _install_torch(tox_env, settings)
+    if settings.install_envsetup:
+        _install_envsetup(tox_env)
+
+
+def _install_torch(tox_env: ToxEnv, settings: TorchSettings) -> None:
     from tox.execute.request import StdinSource
     from tox.tox_env.errors import Fail
     from tox.tox_env.python.api import Python
@@ -165,7 +183,7 @@ def tox_on_install(tox_env: ToxEnv, arguments: Any, section: str, of_type: str) 
     from envsetup.errors import EnvsetupError
     from envsetup.install.argv import install_options
     from envsetup.install.isolation import announce, isolate
-    from envsetup.integrations.nox import plan_for_python
+    from envsetup.integrations.env_plan import plan_for_python
     from envsetup.redact import redact
 
     installer = tox_env.installer
@@ -199,6 +217,29 @@ def tox_on_install(tox_env: ToxEnv, arguments: Any, section: str, of_type: str) 
         outcome = tox_env.execute(
             command, stdin=StdinSource.OFF, run_id="install_torch", executor=executor
         )
+        outcome.assert_success()
+
+
+def _install_envsetup(tox_env: ToxEnv) -> None:
+    """The same envsetup as tox's, through the environment's installer and its usual package
+    sources (envsetup is not torch-family: PyPI may supply its `packaging`)."""
+    from tox.execute.request import StdinSource
+    from tox.tox_env.errors import Fail
+
+    from envsetup.errors import EnvsetupError
+    from envsetup.integrations.distribution import requirement
+
+    try:
+        wanted = requirement()
+    except EnvsetupError as error:
+        raise Fail(f"envsetup: {tox_env.name}: {error}") from None
+    # Cached as tox caches deps: the same requirement is not installed again (`tox -r` does).
+    with tox_env.cache.compare({"requirement": wanted}, "envsetup", "self") as (unchanged, _):
+        if unchanged:
+            return
+        logging.warning("envsetup: %s (install_envsetup = false to leave it out)", wanted)
+        command = tox_env.installer.build_install_cmd([wanted])  # type: ignore[attr-defined]
+        outcome = tox_env.execute(command, stdin=StdinSource.OFF, run_id="install_envsetup")
         outcome.assert_success()
 
 

@@ -30,9 +30,6 @@ from envsetup.model.machine import (
 )
 
 if TYPE_CHECKING:
-    import argparse
-
-    from envsetup.integrations.cells import Cell
     from envsetup.matrices import Matrices
     from envsetup.model.plan import Plan, Request
 
@@ -472,57 +469,3 @@ def _groups(fleet: Fleet) -> list[list[str]]:
 
 
 # --------------------------------------------------------------------------- CI jobs
-
-
-def runner_labels(items: Sequence[str]) -> dict[str, str]:
-    """`sm_90=gpu-h100` (or 9.0=gpu-h100) → {"sm_90": "gpu-h100"}; anything else is refused."""
-    from envsetup.detect.overrides import normalise_capabilities
-    from envsetup.matrices import arch_name
-
-    labels: dict[str, str] = {}
-    for item in items:
-        kind, _, label = item.partition("=")
-        try:
-            capabilities = normalise_capabilities(kind.strip())
-        except ValueError:
-            capabilities = ()
-        if len(capabilities) != 1 or not label.strip():
-            raise UsageError(
-                f"--runner-label {item!r}: expected one GPU kind and a label, e.g. sm_90=gpu-h100"
-            )
-        labels[arch_name(capabilities[0])] = label.strip()
-    return labels
-
-
-def ci_jobs(
-    args: argparse.Namespace, files: Sequence[str], folders: Sequence[str]
-) -> tuple[list[Cell], list[str]]:
-    """The CI jobs that test what the fleet will run: its one build, once per GPU kind, each
-    on the runner label `--runner-label sm_XY=LABEL` gives that kind (default gpu-sm_XY)."""
-    from envsetup.detect.host import current_platform, python_tag
-    from envsetup.integrations.cells import Cell
-    from envsetup.matrices import arch_name
-    from envsetup.model.plan import Request
-
-    labels = runner_labels(args.runner_label)
-    if args.platform is not None:
-        os_name, _, arch = args.platform.partition("-")
-        platform = Platform(os=os_name, arch=arch, python=args.python or python_tag())
-    else:
-        platform = current_platform()
-    fleet = load(files, folders, smi_platform=platform)
-    plan = plan_fleet(fleet, Request(torch=args.torch), python=args.python)
-    cell = Cell(
-        python=plan.python, torch=str(plan.torch), variant=plan.variant, platform=plan.platform
-    )
-    kinds = sorted(
-        {
-            arch_name(gpu.compute_capability)
-            for node in fleet.nodes
-            for gpu in node.machine.nvidia_gpus
-            if gpu.compute_capability
-        }
-    )
-    if not plan.variant.startswith("cu") or not kinds:
-        return [cell], [cell.runner]
-    return [cell] * len(kinds), [labels.get(kind, f"gpu-{kind}") for kind in kinds]

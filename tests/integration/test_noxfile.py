@@ -101,6 +101,10 @@ def _wheel_of_installed(name: str, dest: Path) -> Path:
         and ".dist-info" not in str(item)
         and "__pycache__" not in str(item)
     }
+    entry_points = dist.read_text("entry_points.txt")
+    if entry_points:  # console scripts: a recipe's `commands = pytest` needs bin/pytest
+        stem = re.sub(r"[-_.]+", "_", dist.metadata["Name"])
+        files[f"{stem}-{dist.version}.dist-info/entry_points.txt"] = entry_points
     requires = [req for req in dist.requires or () if "extra ==" not in req]
     return build_wheel(dest, dist.metadata["Name"], dist.version, files, requires)
 

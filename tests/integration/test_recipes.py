@@ -111,6 +111,34 @@ def test_the_nox_recipe_runs_as_printed_with_the_planned_build_and_the_plugin(
     assert wheels and all(path.startswith(f"/{variant}/torch/") for path in wheels), wheels
 
 
+# --------------------------------------------------------------------------- tox recipe
+
+
+@pytest.mark.slow
+def test_the_tox_recipe_runs_as_printed_with_torch_first_and_the_plugin(
+    tmp_path: Path, support: Path
+) -> None:
+    ini = recipe("tox")
+    env_name = f"py{PY.replace('.', '')}-torch25-cpu"
+    project = _project(tmp_path)
+    (project / "tox.ini").write_text(ini)
+    with serve_fake_index([FakeBuild("2.5.1", "cpu")]) as served:
+        listed = run_module("tox", "-l", cwd=project, env=_env(served, support))
+        if env_name not in listed.stdout.split():
+            pytest.skip(f"the recipe's env_list has no environment for Python {PY}")
+        # a single environment of the recipe's list: the others need other Pythons and builds
+        result = run_module("tox", "-e", env_name, cwd=project, env=_env(served, support))
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    # torch and the torchvision named in deps, from the planned variant's index, first
+    assert f"--index-url {served.url}/cpu torch==2.5.1+cpu torchvision==0.20.1+cpu" in output
+    assert output.index("install_torch>") < output.index("install_envsetup>")
+    assert output.index("install_envsetup>") < output.index("install_deps>")
+    assert re.search(r"=+ 1 passed", output), output  # the `device` fixture was found
+    wheels = [path for path in served.requests if path.endswith(".whl")]
+    assert wheels and all(path.startswith("/cpu/") for path in wheels), wheels
+
+
 # --------------------------------------------------------------------------- CI YAML recipes
 
 

@@ -75,6 +75,8 @@ env_list = {PY}-torch25-cu121
 
 [testenv]
 package = skip
+# envsetup's own install is tests/integration/test_recipes.py's; this index has no `packaging`
+install_envsetup = false
 # pyenv's shims find a non-default Python only through PYENV_VERSION, which tox filters out
 pass_env = PYENV_VERSION
 deps =
@@ -132,6 +134,7 @@ def test_torch_family_installs_first_from_the_variant_index(
         in (torch_install[0])
     )
     assert output.index("install_torch>") < output.index("install_deps>")
+    assert "install_envsetup>" not in output  # turned off in this tox.ini
     assert "--extra-index-url" not in output
     wheels = [path for path in served.requests[seen:] if path.endswith(".whl")]
     assert wheels and all(path.startswith("/cu121/") for path in wheels), wheels

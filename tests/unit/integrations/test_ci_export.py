@@ -9,9 +9,10 @@ from typing import Any
 import pytest
 import yaml
 
+from envsetup.cli._ci_matrix import add_format_arguments, render_format
 from envsetup.errors import EnvsetupError
 from envsetup.integrations.cells import Cell, cells
-from envsetup.integrations.ci_export import add_format_argument, github, gitlab, render_format
+from envsetup.integrations.ci_export import github, gitlab
 
 SOME = (
     Cell("3.10", "2.5.1", "cpu"),
@@ -83,7 +84,7 @@ def _parse(*argv: str) -> argparse.Namespace:
     parser.add_argument("--python")
     parser.add_argument("--variant")
     parser.add_argument("--platform")
-    add_format_argument(parser)
+    add_format_arguments(parser)
     return parser.parse_args(argv)
 
 

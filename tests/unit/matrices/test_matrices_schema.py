@@ -163,12 +163,14 @@ def test_releases_ascend_in_the_file_without_duplicates() -> None:
     assert not duplicates
 
 
-def test_releases_cover_1_12_to_2_15(data: Matrices) -> None:
+def test_releases_cover_every_minor_from_1_12_to_the_newest(data: Matrices) -> None:
+    # the newest release is the data's: confirming or adding one changes torch.toml, not this
     versions = [r.torch for r in data.releases]
     assert versions[0] == "1.12.0"
-    assert versions[-1] == "2.15.0"
+    newest = data.releases[-1].version.release[:2]
+    assert newest[0] == 2
     minors = {r.version.release[:2] for r in data.releases}
-    expected = {(1, 12), (1, 13)} | {(2, minor) for minor in range(16)}
+    expected = {(1, 12), (1, 13)} | {(2, minor) for minor in range(newest[1] + 1)}
     assert minors == expected
 
 
