@@ -6,12 +6,12 @@ import argparse
 import contextlib
 import io
 import json
-import os
 import shlex
 import sys
 from collections.abc import Iterator
 from typing import TextIO
 
+from envsetup import settings
 from envsetup.cli._output import add_output_arguments, emit, note
 from envsetup.cli._request import (
     add_machine_arguments,
@@ -44,7 +44,7 @@ def add_installer_argument(parser: argparse.ArgumentParser) -> None:
         "--installer",
         type=_installer,
         choices=INSTALLER_CHOICES,
-        default=os.environ.get("ENVSETUP_INSTALLER") or "auto",
+        default=settings.get("ENVSETUP_INSTALLER") or "auto",
         help="pip, uv (`uv pip install`) or auto (default: uv when on PATH, else pip); "
         "env ENVSETUP_INSTALLER",
     )

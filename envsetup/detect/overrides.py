@@ -13,6 +13,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
+from envsetup import settings
 from envsetup.detect.findings import Findings, now
 from envsetup.errors import UsageError
 from envsetup.model.machine import Gpu, driver_version
@@ -128,7 +129,7 @@ def read_overrides(environ: Mapping[str, str], findings: Findings) -> dict[str, 
     for fact, variables in OVERRIDES.items():
         for variable in variables:
             started = now()
-            raw = environ.get(variable, "").strip()
+            raw = (settings.get(variable, environ) or "").strip()
             if not raw:
                 continue
             try:

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from envsetup import settings
 from envsetup.model.machine import Gpu, Machine
 from envsetup.model.variants import KIND_LABELS, version_tuple
 from envsetup.model.visibility import cuda_visible, parse_entries, visible
@@ -352,7 +353,7 @@ def worker_gpus(machine: Machine, environ: Mapping[str, str]) -> tuple[str, tupl
     """
     amd = bool(machine.amd_gpus and not machine.nvidia_gpus)
     variable = "HIP_VISIBLE_DEVICES" if amd else "CUDA_VISIBLE_DEVICES"
-    outer = environ.get(variable)
+    outer = settings.get(variable, environ)
     if outer is not None:
         gpus = machine.amd_gpus if amd else machine.nvidia_gpus
         return variable, cuda_visible(parse_entries(outer), gpus).entries

@@ -19,6 +19,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TypeVar
 
+from envsetup import settings
+
 T = TypeVar("T")
 
 _DEVICE = re.compile(r"^(cpu|mps|cuda(:\d+)?)$")
@@ -105,13 +107,13 @@ def load_settings(
     a bad environment value is skipped and kept in `env_problem`."""
     problems: list[str] = []
     device, device_source = _resolve(
-        (cli_device, environ.get(DEVICE_ENV), ini_device),
+        (cli_device, settings.get(DEVICE_ENV, environ), ini_device),
         (DEVICE_OPTION, DEVICE_ENV, f"ini {DEVICE_INI}"),
         parse_device_setting,
         problems,
     )
     gpu, gpu_source = _resolve(
-        (cli_gpu, environ.get(GPU_ENV), ini_gpu),
+        (cli_gpu, settings.get(GPU_ENV, environ), ini_gpu),
         (GPU_OPTION, GPU_ENV, f"ini {GPU_INI}"),
         _parse_gpu,
         problems,
