@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 
     from envsetup.integrations.cells import Cell
     from envsetup.matrices import Matrices
+    from envsetup.model.machine import Vendor
     from envsetup.model.plan import Plan, Request
 
 __all__ = ["Fleet", "Node", "documents", "load", "machine_from_json", "plan_fleet"]
@@ -275,7 +276,7 @@ def _gpu(item: dict[str, Any]) -> Gpu:
         bus_id=item.get("bus_id"),
         mig_enabled=item.get("mig_enabled"),
         mig_devices=tuple(MigDevice(**mig) for mig in item.get("mig_devices") or ()),
-        vendor=str(item.get("vendor") or "nvidia"),
+        vendor=_vendor(item.get("vendor") or "nvidia"),
         arch=item.get("arch"),
     )
 
@@ -288,6 +289,15 @@ def _capability(value: Any) -> str | None:
     if isinstance(value, (str, int, float)) and not isinstance(value, bool):
         return str(ComputeCapability.parse(str(value)))
     raise ValueError(f'compute_capability {value!r}; expected e.g. "8.6"')
+
+
+def _vendor(value: Any) -> Vendor:
+    """A described GPU's maker; another name is a ValueError, not a GPU nobody counts."""
+    if value == "nvidia":
+        return "nvidia"
+    if value == "amd":
+        return "amd"
+    raise ValueError(f"vendor {value!r}; expected nvidia or amd")
 
 
 def _optional_strings(value: Any) -> tuple[str, ...] | None:

@@ -467,3 +467,18 @@ def test_fix_command_is_the_planners_install_command():
     assert command is not None
     assert "-m pip install --index-url https://download.pytorch.org/whl/cu130" in command
     assert "torch==2.13.0+cu130" in command
+
+
+def test_gpu_modes_are_the_typed_modes_and_parse_to_them() -> None:
+    from typing import get_args
+
+    from envsetup.integrations.pytest_options import GPU_MODES, GpuMode
+
+    assert GPU_MODES == get_args(GpuMode) == ("auto", "require", "skip", "only")
+    for mode in GPU_MODES:
+        settings = load_settings(
+            cli_device=None, cli_gpu=mode, environ={}, ini_device=None, ini_gpu=None
+        )
+        assert settings.gpu == mode
+    with pytest.raises(ValueError, match="invalid gpu mode 'ignore'"):
+        load_settings(cli_device=None, cli_gpu="ignore", environ={}, ini_device=None, ini_gpu=None)

@@ -427,3 +427,18 @@ def test_a_described_gpus_bad_capability_is_a_usage_error() -> None:
     }
     with pytest.raises(UsageError, match=r"node\.json: .*'ab' is not a compute capability"):
         machine_from_json(document, "node.json")
+
+
+def test_a_described_gpu_of_an_unknown_vendor_is_a_usage_error() -> None:
+    """An "intel" GPU used to be kept as a GPU neither the NVIDIA nor the AMD rules counted."""
+    from envsetup.errors import UsageError
+    from envsetup.resolve.fleet import machine_from_json
+
+    document = {
+        "platform": {"os": "linux", "arch": "x86_64", "python": "3.11"},
+        "gpus": [{"index": 0, "vendor": "intel"}],
+    }
+    with pytest.raises(UsageError, match="vendor 'intel'; expected nvidia or amd"):
+        machine_from_json(document, "node.json")
+    document["gpus"] = [{"index": 0, "vendor": "amd", "arch": "gfx90a"}]
+    assert machine_from_json(document, "node.json").amd_gpus[0].arch == "gfx90a"
