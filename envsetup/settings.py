@@ -13,28 +13,33 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Literal
 
 __all__ = ["SETTINGS", "Setting", "flag", "get", "markdown", "setting"]
 
-#: How a value is parsed: free text; a flag (1/true); a path; a URL; one of a few words; a
-#: comma-separated list; a positive integer; or a fact detect's overrides parse (variant, driver
-#: version, CUDA version, compute capabilities, gfx targets); `visibility`: CUDA's device list.
-Parser = Literal[
-    "text", "flag", "path", "url", "choice", "list", "integer", "override", "visibility"
-]
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (~2 ms of start-up)
+if TYPE_CHECKING:
+    from typing import Literal
+
+    #: How a value is parsed: free text; a flag (1/true); a path; a URL; one of a few words; a
+    #: comma-separated list; a positive integer; a fact detect's overrides parse (variant,
+    #: driver version, CUDA version, compute capabilities, gfx targets); CUDA's device list.
+    Parser = Literal[
+        "text", "flag", "path", "url", "choice", "list", "integer", "override", "visibility"
+    ]
 
 
-@dataclass(frozen=True)
 class Setting:
-    """One environment variable: what it holds, what it means, who reads it."""
+    """One environment variable: what it holds, what it means, who reads it. (A plain class: a
+    dataclass would make the CLI import `dataclasses` before it needs it, ~4 ms.)"""
 
-    name: str
-    parser: Parser
-    value: str
-    meaning: str
-    read_by: str
+    __slots__ = ("meaning", "name", "parser", "read_by", "value")
+
+    def __init__(self, name: str, parser: Parser, value: str, meaning: str, read_by: str) -> None:
+        self.name, self.parser, self.value = name, parser, value
+        self.meaning, self.read_by = meaning, read_by
+
+    def __repr__(self) -> str:
+        return f"Setting({self.name!r})"
 
 
 _OVERRIDE_READERS = "detect (every verb that looks at the machine), the pytest plugin"
