@@ -23,7 +23,6 @@ Options, as environment variables (read when the cells are generated) or session
 
 from __future__ import annotations
 
-import os
 import shutil
 import sys
 from pathlib import Path
@@ -34,6 +33,7 @@ ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT))  # the checkout's envsetup, even when nox runs from pipx
 
 import envsetup.nox  # noqa: E402 (needs the path above)
+from envsetup import settings  # noqa: E402
 
 nox.needs_version = ">=2024.10.9"
 nox.options.default_venv_backend = "uv|virtualenv"
@@ -47,12 +47,12 @@ SUITE = ROOT / "tests" / "cell_suite"
 
 
 def _env_list(name: str) -> list[str] | None:
-    value = os.environ.get(name, "").strip()
+    value = (settings.get(name) or "").strip()
     return [part.strip() for part in value.split(",") if part.strip()] or None
 
 
 def _newest() -> int | None:
-    value = os.environ.get("ENVSETUP_NEWEST", "").strip()
+    value = (settings.get("ENVSETUP_NEWEST") or "").strip()
     if not value:
         return None
     if not value.isdigit() or int(value) < 1:
@@ -77,7 +77,7 @@ def lint(session: nox.Session) -> None:
 
 
 def _gpu_mode(session: nox.Session) -> str:
-    mode = os.environ.get("ENVSETUP_GPU", "auto") or "auto"
+    mode = settings.get("ENVSETUP_GPU") or "auto"
     args = list(session.posargs)
     for position, arg in enumerate(args):
         if arg == "--gpu" and position + 1 < len(args):
@@ -93,7 +93,7 @@ def _gpu_mode(session: nox.Session) -> str:
 @nox.parametrize(
     "python,torch,variant",
     envsetup.nox.cells(
-        torch=os.environ.get("ENVSETUP_TORCH") or None,
+        torch=settings.get("ENVSETUP_TORCH") or None,
         python=_env_list("ENVSETUP_PYTHON"),
         variants=_env_list("ENVSETUP_VARIANTS"),
         newest=_newest(),

@@ -15,7 +15,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from envsetup import __version__
+from envsetup import __version__, settings
 from envsetup.errors import EnvsetupError, UsageError
 from envsetup.redact import redact
 
@@ -149,7 +149,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         return 1
     except Exception as error:
-        if os.environ.get("ENVSETUP_DEBUG"):
+        if settings.get("ENVSETUP_DEBUG"):
             raise
         hint = "rerun with ENVSETUP_DEBUG=1 for the traceback and report it"
         print(

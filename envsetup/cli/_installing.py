@@ -6,11 +6,11 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
-import os
 import sys
 from collections.abc import Iterator
 from typing import TextIO
 
+from envsetup import settings
 from envsetup.cli._output import note
 from envsetup.install.argv import INSTALLERS
 from envsetup.model.plan import Plan
@@ -36,7 +36,7 @@ def add_installer_argument(parser: argparse.ArgumentParser) -> None:
         "--installer",
         type=_installer,
         choices=INSTALLER_CHOICES,
-        default=os.environ.get("ENVSETUP_INSTALLER") or "auto",
+        default=settings.get("ENVSETUP_INSTALLER") or "auto",
         help="pip, uv (`uv pip install`) or auto (default: uv when on PATH, else pip); "
         "env ENVSETUP_INSTALLER",
     )

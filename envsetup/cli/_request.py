@@ -11,6 +11,7 @@ import os
 from dataclasses import replace
 from pathlib import Path
 
+from envsetup import settings
 from envsetup.errors import UsageError
 from envsetup.model.machine import Gpu, Machine, Platform
 from envsetup.model.plan import (
@@ -118,7 +119,7 @@ def add_request_arguments(parser: argparse.ArgumentParser) -> None:
     request.add_argument(
         "--index-url-base",
         metavar="URL",
-        default=os.environ.get("ENVSETUP_INDEX_URL") or PYTORCH_INDEX_BASE,
+        default=settings.get("ENVSETUP_INDEX_URL") or PYTORCH_INDEX_BASE,
         help="PEP 503 mirror of download.pytorch.org/whl (env ENVSETUP_INDEX_URL)",
     )
     request.add_argument(

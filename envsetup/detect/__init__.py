@@ -23,6 +23,7 @@ from envsetup.model.machine import Gpu, Machine, Platform, Problem
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (~3 ms of start-up)
 if TYPE_CHECKING:
     from envsetup.detect.nvidia_smi import SmiReport
+    from envsetup.model.machine import ProblemKind
 
 __all__ = [
     "detect",
@@ -285,7 +286,7 @@ class _Nvidia:
         return report
 
 
-def _silent_failure(command: str, code: int | None, text: str) -> tuple[str, str, str]:
+def _silent_failure(command: str, code: int | None, text: str) -> tuple[ProblemKind, str, str]:
     """A run that printed nothing we understand: a crash, or output from an unknown version."""
     if code is not None and code < 0:
         what = f"{command} crashed (signal {-code})"

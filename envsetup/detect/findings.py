@@ -7,6 +7,10 @@ from collections.abc import Sequence
 
 from envsetup.model.machine import Evidence, Problem
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
+if TYPE_CHECKING:
+    from envsetup.model.machine import ProblemKind
+
 
 def now() -> float:
     """A start mark for `Findings.record` (monotonic, sub-millisecond)."""
@@ -31,7 +35,7 @@ class Findings:
         if message not in self.warnings:
             self.warnings.append(message)
 
-    def problem(self, kind: str, message: str, hint: str | None = None) -> None:
+    def problem(self, kind: ProblemKind, message: str, hint: str | None = None) -> None:
         found = Problem(kind=kind, message=message, hint=hint)
         if found not in self.problems:
             self.problems.append(found)

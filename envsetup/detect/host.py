@@ -11,6 +11,7 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
+from envsetup import settings
 from envsetup.detect.findings import Findings, now
 from envsetup.model.machine import Platform
 
@@ -129,7 +130,7 @@ def hostname(environ: Mapping[str, str] | None = None, findings: Findings | None
     started = now()
     env = os.environ if environ is None else environ
     for variable in HOSTNAME_VARIABLES:
-        value = env.get(variable, "").strip()
+        value = (settings.get(variable, env) or "").strip()
         if value:
             if findings is not None:
                 findings.record("hostname", value, f"env {variable}", started)

@@ -11,6 +11,7 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 
+from envsetup import settings
 from envsetup.detect.findings import Findings, now
 from envsetup.detect.tool import find_tool
 from envsetup.model.machine import driver_version
@@ -77,7 +78,7 @@ def device_nodes(root: Path, wsl: bool, findings: Findings) -> bool:
 def visible_devices(environ: Mapping[str, str], findings: Findings) -> tuple[str, ...] | None:
     """CUDA_VISIBLE_DEVICES entries as written (None: unset, all); NVIDIA_VISIBLE_DEVICES noted."""
     started = now()
-    container = environ.get("NVIDIA_VISIBLE_DEVICES")
+    container = settings.get("NVIDIA_VISIBLE_DEVICES", environ)
     if container is not None:
         findings.record("visible_gpus", container, "env NVIDIA_VISIBLE_DEVICES", started)
         if container.strip().lower() in ("none", "void", ""):
@@ -85,7 +86,7 @@ def visible_devices(environ: Mapping[str, str], findings: Findings) -> tuple[str
                 f"NVIDIA_VISIBLE_DEVICES={container!r}: the container runtime was asked to "
                 "give this container no GPU"
             )
-    raw = environ.get("CUDA_VISIBLE_DEVICES")
+    raw = settings.get("CUDA_VISIBLE_DEVICES", environ)
     if raw is None:
         return None
     findings.record("visible_gpus", raw, "env CUDA_VISIBLE_DEVICES", started)

@@ -19,9 +19,12 @@ import re
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from envsetup.model.machine import Gpu, MigDevice, Problem, driver_version
+
+if TYPE_CHECKING:
+    from envsetup.model.machine import ProblemKind
 
 __all__ = ["SmiReport", "fill_gaps", "parse"]
 
@@ -781,7 +784,7 @@ _NO_DRIVER_HINT = (
 )
 
 #: (kind, pattern, message, hint); the first match of each kind is reported.
-_FAILURES: tuple[tuple[str, str, str, str], ...] = (
+_FAILURES: tuple[tuple[ProblemKind, str, str, str], ...] = (
     (
         "version_mismatch",
         r"Driver/library version mismatch",

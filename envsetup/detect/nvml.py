@@ -21,6 +21,10 @@ from pathlib import Path
 
 from envsetup.model.machine import Gpu, MigDevice, Problem, driver_version
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
+if TYPE_CHECKING:
+    from envsetup.model.machine import ProblemKind
+
 NVML_ERROR_NO_PERMISSION = 4
 NVML_ERROR_DRIVER_NOT_LOADED = 9
 NVML_ERROR_LIB_RM_VERSION_MISMATCH = 18
@@ -119,7 +123,7 @@ def _run(what: str, candidates: Sequence[str], timeout: float) -> list[list[str]
         how = f"ended with exit code {code} before answering"
     last = (result.stderr.strip().splitlines() or [""])[-1][:200]
     shown = f": {last}" if last and last.isprintable() else ""
-    kind = "nvml_crashed" if what == "nvml" else "libcuda_crashed"
+    kind: ProblemKind = "nvml_crashed" if what == "nvml" else "libcuda_crashed"
     return Problem(kind, f"{label} {how} while being queried{shown}", _HINTS["crashed"])
 
 

@@ -13,8 +13,10 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
+from envsetup import settings
 from envsetup.detect.findings import Findings, now
 from envsetup.errors import UsageError
+from envsetup.model.capability import ComputeCapability
 from envsetup.model.machine import Gpu, driver_version
 
 #: fact -> variables, in precedence order. The first one set wins.
@@ -33,7 +35,6 @@ OVERRIDES: dict[str, tuple[str, ...]] = {
 
 # ASCII digits only (re.ASCII), as for driver versions: "١٢.٤" is no CUDA version.
 _CUDA = re.compile(r"(\d{1,2})(?:\.(\d{1,2}))?(?:\.\d+)?", re.ASCII)
-_CAPABILITY = re.compile(r"(?:sm_?)?(\d{1,2})\.?(\d)", re.IGNORECASE | re.ASCII)
 #: An LLVM AMDGPU target ("gfx1100", "gfx90a"), optionally with rocminfo's feature suffix
 #: (":sramecc+:xnack-"), which says nothing about which wheel runs.
 _GFX = re.compile(r"(gfx[0-9a-f]{3,4})(?::[a-z0-9+-]+)*", re.IGNORECASE | re.ASCII)
@@ -85,15 +86,9 @@ def normalise_driver(text: str) -> str:
 def normalise_capabilities(text: str) -> tuple[str, ...]:
     """("8.6", "9.0") from "8.6,9.0", "86 90" or "sm_86"."""
     parts = [part for part in re.split(r"[,;\s]+", text.strip()) if part]
-    found = []
-    for part in parts:
-        match = _CAPABILITY.fullmatch(part)
-        if match is None:
-            raise ValueError(text)
-        found.append(f"{int(match[1])}.{match[2]}")
-    if not found:
+    if not parts:
         raise ValueError(text)
-    return tuple(found)
+    return tuple(str(ComputeCapability.parse(part)) for part in parts)
 
 
 def normalise_gfx(text: str) -> tuple[str, ...]:
@@ -128,7 +123,7 @@ def read_overrides(environ: Mapping[str, str], findings: Findings) -> dict[str, 
     for fact, variables in OVERRIDES.items():
         for variable in variables:
             started = now()
-            raw = environ.get(variable, "").strip()
+            raw = (settings.get(variable, environ) or "").strip()
             if not raw:
                 continue
             try:

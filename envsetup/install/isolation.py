@@ -28,6 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from envsetup import settings
+
 __all__ = ["Isolation", "announce", "isolate"]
 
 #: pip settings (pip's spelling) that add a package source, or a file that may name one.
@@ -137,7 +139,7 @@ def _xdg(environ: Mapping[str, str], name: str, default: str) -> list[Path]:
 def pip_config_files(environ: Mapping[str, str]) -> list[Path]:
     """The files pip would read, lowest precedence first (pip's `iter_config_files`; the site
     file inside the target environment is left out: envsetup does not know its prefix here)."""
-    explicit = environ.get("PIP_CONFIG_FILE")
+    explicit = settings.get("PIP_CONFIG_FILE", environ)
     if explicit == os.devnull:
         return []
     home = _home(environ)
@@ -179,8 +181,9 @@ def _pip_file_settings(path: Path) -> dict[str, str] | None:
 def _uv_config_files(environ: Mapping[str, str], cwd: Path) -> list[Path]:
     """The files uv would read, lowest precedence first: system, user, project, UV_CONFIG_FILE
     (read even with UV_NO_CONFIG)."""
-    explicit = [Path(environ["UV_CONFIG_FILE"])] if environ.get("UV_CONFIG_FILE") else []
-    if environ.get("UV_NO_CONFIG", "").lower() in _UV_TRUE:
+    uv_file = settings.get("UV_CONFIG_FILE", environ)
+    explicit = [Path(uv_file)] if uv_file else []
+    if (settings.get("UV_NO_CONFIG", environ) or "").lower() in _UV_TRUE:
         return explicit
     home = _home(environ)
     if sys.platform == "win32":

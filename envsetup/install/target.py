@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from envsetup import settings
 from envsetup.errors import UsageError
 
 __all__ = ["Target", "environment_python", "find_target", "tool_environment"]
@@ -88,10 +89,12 @@ def tool_environment(prefix: str | Path) -> str | None:
 
 
 def _conda_target(environ: Mapping[str, str]) -> str | None:
-    prefix = environ.get("CONDA_PREFIX")
+    prefix = settings.get("CONDA_PREFIX", environ)
     if not prefix:
         return None
-    base = environ.get("CONDA_DEFAULT_ENV") == "base" or (Path(prefix) / "condabin").is_dir()
+    base = (
+        settings.get("CONDA_DEFAULT_ENV", environ) == "base" or (Path(prefix) / "condabin").is_dir()
+    )
     if base and Path(prefix).resolve() != Path(sys.prefix).resolve():
         return None
     return prefix
@@ -116,7 +119,7 @@ def find_target(
             )
         return Target(python, "--python")
     for variable, prefix in (
-        ("VIRTUAL_ENV", environ.get("VIRTUAL_ENV")),
+        ("VIRTUAL_ENV", settings.get("VIRTUAL_ENV", environ)),
         ("CONDA_PREFIX", _conda_target(environ)),
     ):
         if prefix:

@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
+from envsetup import settings
 from envsetup.model.plan import PYTORCH_INDEX_BASE, Plan, Request, insecure_index_allowed
 
 if TYPE_CHECKING:
@@ -50,7 +51,7 @@ def plan_for_python(
         torch=torch,
         with_=tuple(with_),
         backend=backend,
-        index_url_base=environ.get("ENVSETUP_INDEX_URL") or PYTORCH_INDEX_BASE,
+        index_url_base=settings.get("ENVSETUP_INDEX_URL", environ) or PYTORCH_INDEX_BASE,
         allow_insecure_index=insecure_index_allowed(environ),
     )
     return resolve(target, request)

@@ -18,6 +18,8 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from envsetup import settings
+from envsetup.model.capability import ComputeCapability
 from envsetup.model.machine import Gpu, Machine
 from envsetup.model.variants import KIND_LABELS, version_tuple
 from envsetup.model.visibility import cuda_visible, parse_entries, visible
@@ -56,7 +58,7 @@ class TorchDevice:
     index: int
     name: str
     memory_bytes: int
-    capability: tuple[int, int]
+    capability: ComputeCapability
 
 
 @dataclass(frozen=True)
@@ -93,7 +95,7 @@ class GpuRequirement:
 
     count: int = 1
     min_memory: int | None = None  # bytes
-    min_capability: tuple[int, int] | None = None
+    min_capability: ComputeCapability | None = None
     min_cuda: tuple[int, int] | None = None
     backend: str | None = None
 
@@ -143,7 +145,7 @@ def _ask_torch(torch: Any, version: str) -> TorchView:
     if torch.cuda.is_available():
         for index in range(torch.cuda.device_count()):
             props = torch.cuda.get_device_properties(index)
-            capability = (int(props.major), int(props.minor))
+            capability = ComputeCapability(int(props.major), int(props.minor))
             devices.append(TorchDevice(index, props.name, int(props.total_memory), capability))
         arch_list = tuple(torch.cuda.get_arch_list())
     # torch.backends.mps exists from 1.12 on; older or stripped builds simply have no MPS.
@@ -193,7 +195,9 @@ def requirement_from_marker(args: tuple[Any, ...], kwargs: Mapping[str, Any]) ->
     return GpuRequirement(
         count=count,
         min_memory=None if memory is None else parse_memory(memory),
-        min_capability=None if capability is None else _parse_pair("min_capability", capability),
+        min_capability=None
+        if capability is None
+        else ComputeCapability(*_parse_pair("min_capability", capability)),
         min_cuda=None if cuda is None else _parse_pair("min_cuda", cuda),
         backend=backend,
     )
@@ -240,8 +244,8 @@ def unmet(requirement: GpuRequirement, view: TorchView) -> list[str]:
     if requirement.min_capability is not None and backend == "cuda":
         old = [d for d in used if d.capability < requirement.min_capability]
         missing += [
-            f"needs compute capability {_dotted(requirement.min_capability)}, cuda:{d.index} "
-            f"({d.name}) is {_dotted(d.capability)}"
+            f"needs compute capability {requirement.min_capability}, cuda:{d.index} "
+            f"({d.name}) is {d.capability}"
             for d in old
         ]
     if requirement.min_cuda is not None:
@@ -250,12 +254,10 @@ def unmet(requirement: GpuRequirement, view: TorchView) -> list[str]:
             have = f"torch {view.version} is a {view.build}"
             missing.append(f"needs CUDA {_dotted(requirement.min_cuda)}, {have}")
     if backend == "cuda" and view.arch_list:
-        from envsetup.matrices import arch_name
-
         for d in used:
             if not _covers(view.arch_list, d.capability):
                 missing.append(
-                    f"torch {view.version} has no kernels for {arch_name(_dotted(d.capability))}"
+                    f"torch {view.version} has no kernels for {d.capability.arch}"
                     f" ({d.name}); its wheels hold {', '.join(view.arch_list)}"
                 )
     return missing
@@ -287,11 +289,11 @@ def unmet_on_machine(requirement: GpuRequirement, machine: Machine) -> list[str]
         ]
     if requirement.min_capability is not None:
         missing += [
-            f"needs compute capability {_dotted(requirement.min_capability)}, GPU {g.index} "
+            f"needs compute capability {requirement.min_capability}, GPU {g.index} "
             f"({g.name}) is {g.compute_capability}"
             for g in used
             if g.compute_capability
-            and _parse_pair("compute_capability", g.compute_capability) < requirement.min_capability
+            and ComputeCapability.parse(g.compute_capability) < requirement.min_capability
         ]
     if requirement.min_cuda is not None and gpus and vendor != "amd":
         driver = _parse_pair("cuda", machine.cuda_version) if machine.cuda_version else None
@@ -302,11 +304,11 @@ def unmet_on_machine(requirement: GpuRequirement, machine: Machine) -> list[str]
     return missing
 
 
-def _covers(arch_list: tuple[str, ...], capability: tuple[int, int]) -> bool:
+def _covers(arch_list: tuple[str, ...], capability: ComputeCapability) -> bool:
     """Read torch's own arch list ("sm_90", "compute_90") with the matrices' coverage rule."""
     from envsetup.matrices import ArchList
 
-    return ArchList.from_torch(arch_list).covers(_dotted(capability))
+    return ArchList.from_torch(arch_list).covers(str(capability))
 
 
 def accelerator_device(view: TorchView) -> str | None:
@@ -352,7 +354,7 @@ def worker_gpus(machine: Machine, environ: Mapping[str, str]) -> tuple[str, tupl
     """
     amd = bool(machine.amd_gpus and not machine.nvidia_gpus)
     variable = "HIP_VISIBLE_DEVICES" if amd else "CUDA_VISIBLE_DEVICES"
-    outer = environ.get(variable)
+    outer = settings.get(variable, environ)
     if outer is not None:
         gpus = machine.amd_gpus if amd else machine.nvidia_gpus
         return variable, cuda_visible(parse_entries(outer), gpus).entries

@@ -17,13 +17,17 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Literal, TypeVar, get_args
+
+from envsetup import settings
 
 T = TypeVar("T")
 
 _DEVICE = re.compile(r"^(cpu|mps|cuda(:\d+)?)$")
 
-GPU_MODES = ("auto", "require", "skip", "only")
+#: What envsetup's gpu-marked tests do: see GPU_HELP.
+GpuMode = Literal["auto", "require", "skip", "only"]
+GPU_MODES: tuple[GpuMode, ...] = get_args(GpuMode)
 
 DEVICE_OPTION, GPU_OPTION, PIN_OPTION = "--envsetup-device", "--envsetup-gpu", "--envsetup-pin-gpus"
 DEVICE_ENV, GPU_ENV = "ENVSETUP_DEVICE", "ENVSETUP_GPU"
@@ -63,12 +67,13 @@ def parse_device_setting(value: str, source: str) -> tuple[str, ...]:
     return devices
 
 
-def _parse_gpu(value: str, source: str) -> str:
-    if value not in GPU_MODES:
-        raise ValueError(
-            f"invalid gpu mode {value!r} (from {source}); expected one of {', '.join(GPU_MODES)}"
-        )
-    return value
+def _parse_gpu(value: str, source: str) -> GpuMode:
+    for mode in GPU_MODES:
+        if value == mode:
+            return mode
+    raise ValueError(
+        f"invalid gpu mode {value!r} (from {source}); expected one of {', '.join(GPU_MODES)}"
+    )
 
 
 @dataclass(frozen=True)
@@ -77,7 +82,7 @@ class Settings:
 
     device: tuple[str, ...] = ("auto",)
     device_source: str = "default"
-    gpu: str = "auto"
+    gpu: GpuMode = "auto"
     gpu_source: str = "default"
     pin_gpus: bool = False
     env_problem: str | None = None
@@ -105,13 +110,13 @@ def load_settings(
     a bad environment value is skipped and kept in `env_problem`."""
     problems: list[str] = []
     device, device_source = _resolve(
-        (cli_device, environ.get(DEVICE_ENV), ini_device),
+        (cli_device, settings.get(DEVICE_ENV, environ), ini_device),
         (DEVICE_OPTION, DEVICE_ENV, f"ini {DEVICE_INI}"),
         parse_device_setting,
         problems,
     )
     gpu, gpu_source = _resolve(
-        (cli_gpu, environ.get(GPU_ENV), ini_gpu),
+        (cli_gpu, settings.get(GPU_ENV, environ), ini_gpu),
         (GPU_OPTION, GPU_ENV, f"ini {GPU_INI}"),
         _parse_gpu,
         problems,

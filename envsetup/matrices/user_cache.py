@@ -17,6 +17,8 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+from envsetup import settings
+
 __all__ = ["MAX_BYTES", "cache_directory", "read", "write"]
 
 #: No cache file is larger; a bigger one is not read (a planted huge file, a link to /dev/zero).
@@ -36,7 +38,7 @@ def cache_directory() -> Path | None:
 
     ENVSETUP_CACHE_DIR set to an empty string turns the cache off.
     """
-    configured = os.environ.get("ENVSETUP_CACHE_DIR")
+    configured = settings.get("ENVSETUP_CACHE_DIR")
     if configured is not None:
         return Path(configured) if configured else None
     if sys.platform == "win32":

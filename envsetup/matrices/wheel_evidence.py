@@ -34,6 +34,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
+from envsetup import settings
 from envsetup.errors import EnvsetupError
 from envsetup.matrices import Matrices, Release
 from envsetup.matrices.index_listing import WheelFile, parse_wheel
@@ -226,7 +227,7 @@ class EvidenceCache:
 
     def __init__(self, root: Path | None = None) -> None:
         if root is None:
-            configured = os.environ.get(CACHE_VARIABLE)
+            configured = settings.get(CACHE_VARIABLE)
             base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
             root = Path(configured) if configured else Path(base) / "envsetup-evidence"
         self.root = root

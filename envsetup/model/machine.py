@@ -12,14 +12,29 @@ from dataclasses import asdict, dataclass, field
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (~3 ms of start-up)
 if TYPE_CHECKING:
-    from typing import Any
+    from typing import Any, Literal
+
+    #: Who made a GPU (Intel XPUs are `Machine.xpu`, not GPUs here).
+    Vendor = Literal["nvidia", "amd"]
+    #: What went wrong in a probe or parser; the same names as PROBLEM_KINDS.
+    ProblemKind = Literal[
+        "no_driver",
+        "version_mismatch",
+        "no_devices",
+        "not_found",
+        "timeout",
+        "permission_denied",
+        "unparseable",
+        "nvml_crashed",
+        "libcuda_crashed",
+    ]
 
 #: Version of the `detect --json` document; a fleet description is a set of these documents,
 #: so a reader can refuse one written by a newer envsetup instead of misreading it.
 SCHEMA_VERSION = 1
 
 #: Problem kinds reported by parsers and probes (`detect --json` -> "errors"[].kind).
-PROBLEM_KINDS = (
+PROBLEM_KINDS: tuple[ProblemKind, ...] = (
     "no_driver",
     "version_mismatch",
     "no_devices",
@@ -49,7 +64,7 @@ def driver_version(text: str | None) -> str | None:
 class Problem:
     """A classified failure: what happened, in words, and what to do about it."""
 
-    kind: str
+    kind: ProblemKind
     message: str
     hint: str | None = None
 
@@ -79,7 +94,7 @@ class Gpu:
     bus_id: str | None = None
     mig_enabled: bool | None = None
     mig_devices: tuple[MigDevice, ...] = ()
-    vendor: str = "nvidia"
+    vendor: Vendor = "nvidia"
     arch: str | None = None
 
     def answers_to(self, entry: str) -> bool:

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, Union
 
+from envsetup import settings
 from envsetup.redact import redact
 
 #: The values a Request's fields take; the CLI and integrations check user input against these.
@@ -28,7 +29,7 @@ ALLOW_INSECURE_VARIABLE = "ENVSETUP_ALLOW_INSECURE_INDEX"
 
 def insecure_index_allowed(environ: Mapping[str, str]) -> bool:
     """Whether `environ` opts in to http:// indexes (a CI cache on the local network)."""
-    return environ.get(ALLOW_INSECURE_VARIABLE, "").strip().lower() in ("1", "true")
+    return settings.flag(ALLOW_INSECURE_VARIABLE, environ)
 
 
 #: Packages that must come from the PyTorch index, never from PyPI through an extra index.

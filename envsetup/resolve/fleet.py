@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from envsetup.errors import UsageError
+from envsetup.model.capability import ComputeCapability
 from envsetup.model.machine import (
     SCHEMA_VERSION,
     Evidence,
@@ -31,6 +32,7 @@ from envsetup.model.machine import (
 
 if TYPE_CHECKING:
     from envsetup.matrices import Matrices
+    from envsetup.model.machine import Vendor
     from envsetup.model.plan import Plan, Request
 
 __all__ = ["Fleet", "Node", "documents", "load", "machine_from_json", "plan_fleet"]
@@ -254,7 +256,7 @@ def machine_from_json(document: Any, where: str) -> Machine:
             warnings=tuple(str(text) for text in document.get("warnings") or ()),
             errors=tuple(Problem(**item) for item in document.get("errors") or ()),
         )
-    except (KeyError, TypeError, AttributeError) as error:
+    except (KeyError, TypeError, AttributeError, ValueError) as error:
         raise UsageError(
             f"{where}: not a machine description (missing or malformed {error})",
             hint=f"{expected}, run on each node",
@@ -266,14 +268,33 @@ def _gpu(item: dict[str, Any]) -> Gpu:
         index=int(item["index"]),
         name=item.get("name"),
         memory_mib=item.get("memory_mib"),
-        compute_capability=item.get("compute_capability"),
+        compute_capability=_capability(item.get("compute_capability")),
         uuid=item.get("uuid"),
         bus_id=item.get("bus_id"),
         mig_enabled=item.get("mig_enabled"),
         mig_devices=tuple(MigDevice(**mig) for mig in item.get("mig_devices") or ()),
-        vendor=str(item.get("vendor") or "nvidia"),
+        vendor=_vendor(item.get("vendor") or "nvidia"),
         arch=item.get("arch"),
     )
+
+
+def _capability(value: Any) -> str | None:
+    """The "8.6" form of a described GPU's compute capability, whichever spelling the file uses
+    ("sm_86", 8.6); a value that is none is a ValueError, not a GPU with no kernels anywhere."""
+    if value is None:
+        return None
+    if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+        return str(ComputeCapability.parse(str(value)))
+    raise ValueError(f'compute_capability {value!r}; expected e.g. "8.6"')
+
+
+def _vendor(value: Any) -> Vendor:
+    """A described GPU's maker; another name is a ValueError, not a GPU nobody counts."""
+    if value == "nvidia":
+        return "nvidia"
+    if value == "amd":
+        return "amd"
+    raise ValueError(f"vendor {value!r}; expected nvidia or amd")
 
 
 def _optional_strings(value: Any) -> tuple[str, ...] | None:

@@ -6,6 +6,7 @@ import pytest
 
 from envsetup.integrations import pytest_devices as acc
 from envsetup.integrations.pytest_options import Settings, load_settings, parse_device_setting
+from envsetup.model.capability import ComputeCapability
 from envsetup.model.machine import Gpu, Machine, MigDevice, Platform
 
 LINUX = Platform("linux", "x86_64", "3.11", "glibc 2.36")
@@ -18,7 +19,8 @@ def cuda_view(
     *specs: tuple[str, float, tuple[int, int]], cuda: str = "13.0", archs=()
 ) -> acc.TorchView:
     devices = tuple(
-        acc.TorchDevice(i, name, int(gib * GIB), cc) for i, (name, gib, cc) in enumerate(specs)
+        acc.TorchDevice(i, name, int(gib * GIB), ComputeCapability(*cc))
+        for i, (name, gib, cc) in enumerate(specs)
     )
     return acc.TorchView(
         f"2.13.0+cu{cuda.replace('.', '')}", cuda=cuda, devices=devices, arch_list=archs
@@ -62,7 +64,7 @@ def test_marker_arguments_become_a_requirement():
             "backend": "cuda",
         },
     )
-    assert requirement == acc.GpuRequirement(2, 20 * GIB, (8, 0), (12, 1), "cuda")
+    assert requirement == acc.GpuRequirement(2, 20 * GIB, ComputeCapability(8, 0), (12, 1), "cuda")
     assert acc.requirement_from_marker((3,), {}).count == 3
     assert acc.requirement_from_marker((), {}) == acc.GpuRequirement()
 
@@ -86,7 +88,9 @@ def test_invalid_marker_arguments_are_named(args, kwargs, message):
 
 def test_unmet_lists_only_what_is_missing():
     view = cuda_view(("NVIDIA H100 80GB HBM3", 79.6, (9, 0)))
-    requirement = acc.GpuRequirement(count=2, min_memory=40 * GIB, min_capability=(8, 0))
+    requirement = acc.GpuRequirement(
+        count=2, min_memory=40 * GIB, min_capability=ComputeCapability(8, 0)
+    )
     assert acc.unmet(requirement, view) == ["needs 2 GPUs, 1 visible"]
     assert acc.unmet(acc.GpuRequirement(), view) == []
 
@@ -100,7 +104,7 @@ def test_unmet_lists_only_what_is_missing():
             ["needs 20 GiB GPU memory, cuda:0 (Tesla T4) has 15 GiB"],
         ),
         (
-            acc.GpuRequirement(min_capability=(8, 0)),
+            acc.GpuRequirement(min_capability=ComputeCapability(8, 0)),
             ONE_T4,
             ["needs compute capability 8.0, cuda:0 (Tesla T4) is 7.5"],
         ),
@@ -110,7 +114,9 @@ def test_unmet_lists_only_what_is_missing():
             ["needs CUDA 12.1, torch 2.13.0+cu118 is a CUDA 11.8 build"],
         ),
         (
-            acc.GpuRequirement(min_memory=20 * GIB, min_capability=(8, 0), min_cuda=(12, 1)),
+            acc.GpuRequirement(
+                min_memory=20 * GIB, min_capability=ComputeCapability(8, 0), min_cuda=(12, 1)
+            ),
             ONE_T4,
             [
                 "needs 20 GiB GPU memory, cuda:0 (Tesla T4) has 15 GiB",
@@ -121,7 +127,7 @@ def test_unmet_lists_only_what_is_missing():
         (acc.GpuRequirement(backend="rocm"), ONE_H100, ["needs a ROCm device, torch can use CUDA"]),
         (acc.GpuRequirement(backend="mps"), ONE_H100, ["needs a MPS device, torch can use CUDA"]),
         (
-            acc.GpuRequirement(count=2, min_capability=(8, 0)),
+            acc.GpuRequirement(count=2, min_capability=ComputeCapability(8, 0)),
             acc.TorchView("2.13.0", mps=True),
             [
                 "needs 2 GPUs, MPS is one device",
@@ -461,3 +467,18 @@ def test_fix_command_is_the_planners_install_command():
     assert command is not None
     assert "-m pip install --index-url https://download.pytorch.org/whl/cu130" in command
     assert "torch==2.13.0+cu130" in command
+
+
+def test_gpu_modes_are_the_typed_modes_and_parse_to_them() -> None:
+    from typing import get_args
+
+    from envsetup.integrations.pytest_options import GPU_MODES, GpuMode
+
+    assert GPU_MODES == get_args(GpuMode) == ("auto", "require", "skip", "only")
+    for mode in GPU_MODES:
+        settings = load_settings(
+            cli_device=None, cli_gpu=mode, environ={}, ini_device=None, ini_gpu=None
+        )
+        assert settings.gpu == mode
+    with pytest.raises(ValueError, match="invalid gpu mode 'ignore'"):
+        load_settings(cli_device=None, cli_gpu="ignore", environ={}, ini_device=None, ini_gpu=None)

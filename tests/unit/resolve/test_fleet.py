@@ -400,3 +400,45 @@ def test_ci_jobs_test_the_fleet_build_once_per_gpu_kind_on_its_runner(
     assert sorted(job["runner"] for job in jobs) == ["gpu-h100", "gpu-sm_86", "v100"]
     assert main([*argv, "--runner-label", "hopper"]) == 2
     assert "expected one GPU kind and a label" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("written", "read"), [('"sm_86"', "8.6"), ("8.6", "8.6"), ('"86"', "8.6"), ('"12.0"', "12.0")]
+)
+def test_a_described_gpus_capability_is_read_in_any_spelling(written: str, read: str) -> None:
+    """ "sm_86" used to be read as sm_00 (no build fits) and 8.6 as an internal error."""
+    from envsetup.resolve.fleet import machine_from_json
+
+    document = json.loads(
+        '{"platform": {"os": "linux", "arch": "x86_64", "python": "3.11"}, '
+        f'"gpus": [{{"index": 0, "compute_capability": {written}}}]}}'
+    )
+    machine = machine_from_json(document, "node.json")
+    assert machine.gpus[0].compute_capability == read
+
+
+def test_a_described_gpus_bad_capability_is_a_usage_error() -> None:
+    from envsetup.errors import UsageError
+    from envsetup.resolve.fleet import machine_from_json
+
+    document = {
+        "platform": {"os": "linux", "arch": "x86_64", "python": "3.11"},
+        "gpus": [{"index": 0, "compute_capability": "ab"}],
+    }
+    with pytest.raises(UsageError, match=r"node\.json: .*'ab' is not a compute capability"):
+        machine_from_json(document, "node.json")
+
+
+def test_a_described_gpu_of_an_unknown_vendor_is_a_usage_error() -> None:
+    """An "intel" GPU used to be kept as a GPU neither the NVIDIA nor the AMD rules counted."""
+    from envsetup.errors import UsageError
+    from envsetup.resolve.fleet import machine_from_json
+
+    document = {
+        "platform": {"os": "linux", "arch": "x86_64", "python": "3.11"},
+        "gpus": [{"index": 0, "vendor": "intel"}],
+    }
+    with pytest.raises(UsageError, match="vendor 'intel'; expected nvidia or amd"):
+        machine_from_json(document, "node.json")
+    document["gpus"] = [{"index": 0, "vendor": "amd", "arch": "gfx90a"}]
+    assert machine_from_json(document, "node.json").amd_gpus[0].arch == "gfx90a"
