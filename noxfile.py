@@ -35,6 +35,8 @@ ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT))  # the checkout's envsetup, even when nox runs from pipx
 
 import envsetup.nox  # noqa: E402 (needs the path above)
+from envsetup.errors import UsageError  # noqa: E402
+from envsetup.integrations.cells import newest_count  # noqa: E402
 
 nox.needs_version = ">=2024.10.9"
 nox.options.default_venv_backend = "uv|virtualenv"
@@ -54,12 +56,10 @@ def _env_list(name: str) -> list[str] | None:
 
 
 def _newest() -> int | None:
-    value = os.environ.get("ENVSETUP_NEWEST", "").strip()
-    if not value:
-        return None
-    if not value.isdigit() or int(value) < 1:
-        raise SystemExit(f"ENVSETUP_NEWEST={value!r}: expected a positive number of releases")
-    return int(value)
+    try:
+        return newest_count(os.environ.get("ENVSETUP_NEWEST"), "ENVSETUP_NEWEST")
+    except UsageError as error:
+        raise SystemExit(str(error)) from None
 
 
 @nox.session(python=PYTHONS)
