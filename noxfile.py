@@ -16,9 +16,10 @@ Options, as environment variables (read when the cells are generated) or session
   ENVSETUP_VARIANTS=cpu,.. only these variants or kinds (cuda, rocm)
   ENVSETUP_INDEX_URL=URL   a PEP 503 mirror of download.pytorch.org/whl
   ENVSETUP_WITH=torchvision,torchaudio   companions to install with torch (default none)
-  ENVSETUP_GPU=auto|require|ignore   or posargs `-- --gpu require`: a cell whose hardware is
-      missing is skipped (auto), fails (require), or is installed and checked without the
-      device (ignore: CPU-only CI proving that the wheels exist and report the right build)
+  ENVSETUP_MISSING_HARDWARE=skip|fail|run   or posargs `-- --missing-hardware fail`: a cell
+      whose hardware this runner lacks is skipped (skip, the default), fails (fail), or is
+      installed and checked without the device (run: CPU-only CI proving that the wheels exist
+      and report the right build). Not `--gpu`/ENVSETUP_GPU: those are the pytest plugin's.
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ sys.path.insert(0, str(ROOT))  # the checkout's envsetup, even when nox runs fro
 
 import envsetup.nox  # noqa: E402 (needs the path above)
 from envsetup import settings  # noqa: E402
+from envsetup.errors import UsageError  # noqa: E402
+from envsetup.integrations.cells import newest_count  # noqa: E402
 
 nox.needs_version = ">=2024.10.9"
 nox.options.default_venv_backend = "uv|virtualenv"
@@ -42,7 +45,8 @@ nox.options.sessions = ["tests", "lint"]
 #: The Pythons envsetup supports, each used when this machine has it.
 PYTHONS = [v for v in ("3.9", "3.10", "3.11", "3.12", "3.13") if shutil.which(f"python{v}")]
 LINTED = ["envsetup", "tests", "benchmarks", "noxfile.py"]
-GPU_MODES = ("auto", "require", "ignore")
+MISSING_HARDWARE = ("skip", "fail", "run")
+MISSING_HARDWARE_ENV = "ENVSETUP_MISSING_HARDWARE"
 SUITE = ROOT / "tests" / "cell_suite"
 
 
@@ -52,12 +56,10 @@ def _env_list(name: str) -> list[str] | None:
 
 
 def _newest() -> int | None:
-    value = (settings.get("ENVSETUP_NEWEST") or "").strip()
-    if not value:
-        return None
-    if not value.isdigit() or int(value) < 1:
-        raise SystemExit(f"ENVSETUP_NEWEST={value!r}: expected a positive number of releases")
-    return int(value)
+    try:
+        return newest_count(settings.get("ENVSETUP_NEWEST"), "ENVSETUP_NEWEST")
+    except UsageError as error:
+        raise SystemExit(str(error)) from None
 
 
 @nox.session(python=PYTHONS)
@@ -76,16 +78,23 @@ def lint(session: nox.Session) -> None:
     session.run("mypy")
 
 
-def _gpu_mode(session: nox.Session) -> str:
-    mode = settings.get("ENVSETUP_GPU") or "auto"
+def _missing_hardware(session: nox.Session) -> str:
+    """What a cell does on a runner without its hardware: posargs beat the environment."""
+    mode = (settings.get(MISSING_HARDWARE_ENV) or "").strip() or "skip"
     args = list(session.posargs)
     for position, arg in enumerate(args):
-        if arg == "--gpu" and position + 1 < len(args):
+        if arg == "--gpu" or arg.startswith("--gpu="):
+            session.error(
+                "`-- --gpu` was renamed `-- --missing-hardware skip|fail|run` (auto → skip, "
+                "require → fail, ignore → run); --gpu / ENVSETUP_GPU name the pytest plugin's "
+                "--envsetup-gpu, not what a cell does without its hardware"
+            )
+        if arg == "--missing-hardware" and position + 1 < len(args):
             mode = args[position + 1]
-        elif arg.startswith("--gpu="):
+        elif arg.startswith("--missing-hardware="):
             mode = arg.partition("=")[2]
-    if mode not in GPU_MODES:
-        session.error(f"--gpu {mode!r}: expected one of {', '.join(GPU_MODES)}")
+    if mode not in MISSING_HARDWARE:
+        session.error(f"--missing-hardware {mode!r}: expected one of {', '.join(MISSING_HARDWARE)}")
     return mode
 
 
@@ -104,15 +113,17 @@ def verify(session: nox.Session, torch: str, variant: str) -> None:
     from envsetup.detect import detect
     from envsetup.integrations.cells import Cell, missing_hardware
 
-    mode = _gpu_mode(session)
+    mode = _missing_hardware(session)
     machine = detect()
     python = str(session.python)
     cell = Cell(python=python, torch=torch, variant=variant, platform=machine.platform.key)
     gap = missing_hardware(cell, machine)
-    if gap and mode == "require":
-        session.error(f"{gap} (--gpu require)")
-    if gap and mode == "auto":
-        session.skip(f"{gap}; run with --gpu ignore to check the build without the device")
+    if gap and mode == "fail":
+        session.error(f"{gap} (--missing-hardware fail)")
+    if gap and mode == "skip":
+        session.skip(
+            f"{gap}; run with --missing-hardware run to check the build without the device"
+        )
     with_ = _env_list("ENVSETUP_WITH") or ()
     plan = envsetup.nox.install_torch(
         session, torch=f"=={torch}", backend=variant, with_=with_, machine=machine
@@ -120,7 +131,7 @@ def verify(session: nox.Session, torch: str, variant: str) -> None:
     session.log(f"installed {' '.join(plan.packages)} from {plan.source}")
     interpreter = str(Path(session.bin) / "python")
     expect = ["--expect", f"torch=={torch}", "--expect-variant", variant]
-    gpu = cell.runner == "gpu" and mode == "require"
+    gpu = cell.runner == "gpu" and mode == "fail"
     session.run(
         sys.executable,
         "-m",

@@ -254,10 +254,16 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "ENVSETUP_GPU",
         "choice",
-        "plugin: `auto`, `require`, `skip`, `only`; noxfile: `auto`, `require`, `ignore`",
-        "what happens to GPU tests without a usable GPU (the plugin's `gpu` marker; the noxfile's "
-        "cells whose hardware is missing)",
-        "the pytest plugin, " + _NOXFILE,
+        "`auto`, `require`, `skip`, `only`",
+        "what happens to tests with envsetup's `gpu` marker (the plugin's `--envsetup-gpu`)",
+        "the pytest plugin",
+    ),
+    Setting(
+        "ENVSETUP_MISSING_HARDWARE",
+        "choice",
+        "`skip`, `fail`, `run`",
+        "what a verify cell does on a runner without its hardware (`-- --missing-hardware`)",
+        _NOXFILE,
     ),
     Setting(
         "ENVSETUP_NEWEST",

@@ -122,15 +122,14 @@ def run(args: argparse.Namespace) -> int:
         return _update(args, data)
     if args.action == "verify":
         return _verify(args, data)
+    from envsetup.integrations.cells import newest_count
+
+    args.newest = newest_count(args.newest, "--newest")
     ci_matrix = render_format(args)  # github / gitlab: CI job matrices of the same filters
     if ci_matrix is not None:
         print(ci_matrix, end="" if ci_matrix.endswith("\n") else "\n")
         return 0
     selection = select(data, args)
-    if args.newest is not None:
-        if args.newest < 1:
-            raise UsageError(f"--newest {args.newest}: expected a positive number of releases")
-        selection = selection[-args.newest :]
     _LIST_FORMATS[args.format or "table"](data, selection)
     return 0
 
@@ -147,10 +146,8 @@ class Shown:
 
 
 def select(data: Matrices, args: argparse.Namespace) -> list[Shown]:
-    """The releases and platforms the --torch/--python/--platform/--variant filters keep."""
-    from envsetup.resolve import parse_torch_spec
-
-    spec = parse_torch_spec(args.torch)
+    """The releases and platforms the --torch/--python/--platform/--variant filters keep, and
+    --newest after them (as the CI forms count), oldest first."""
     if args.python is not None and not PYTHON_RE.match(args.python):
         raise UsageError(
             f"--python {args.python!r} is not a Python version", hint="use X.Y or X.Yt: 3.13t"
@@ -160,20 +157,17 @@ def select(data: Matrices, args: argparse.Namespace) -> list[Shown]:
             f"--variant {args.variant!r} is not a variant name",
             hint="use cpu, cuXYZ (cu121), rocmX.Y (rocm6.2) or xpu",
         )
-    platforms = (args.platform,) if args.platform else PLATFORMS
-    shown = []
-    for release in data.releases:
-        if release.version not in spec:
-            continue
-        kept = tuple(
-            platform
-            for platform in platforms
-            if release.variants.get(platform)
-            and (args.python is None or args.python in release.pythons(platform))
-            and (args.variant is None or args.variant in release.variants[platform])
-        )
-        if kept:
-            shown.append(Shown(release, kept))
+    from envsetup.integrations.cells import select_releases
+
+    selected = select_releases(
+        data,
+        torch=args.torch,
+        python=args.python,
+        variants=args.variant,
+        platforms=(args.platform,) if args.platform else PLATFORMS,
+        newest=args.newest,
+    )
+    shown = [Shown(found.release, found.platforms) for found in reversed(selected)]
     if not shown:
         raise EnvsetupError(
             "no release in the matrices matches "

@@ -10,7 +10,7 @@ write exclusion lists by hand.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
@@ -18,10 +18,18 @@ from envsetup.errors import UsageError
 from envsetup.model.variants import KINDS, parse_variant
 
 if TYPE_CHECKING:
-    from envsetup.matrices import Matrices
+    from envsetup.matrices import Matrices, Release
     from envsetup.model.machine import Machine
 
-__all__ = ["DEFAULT_PLATFORM", "Cell", "cells", "missing_hardware"]
+__all__ = [
+    "DEFAULT_PLATFORM",
+    "Cell",
+    "ReleaseCells",
+    "cells",
+    "missing_hardware",
+    "newest_count",
+    "select_releases",
+]
 
 
 def __dir__() -> list[str]:
@@ -110,6 +118,74 @@ def _as_tuple(value: str | Iterable[str] | None) -> tuple[str, ...] | None:
     return tuple(value)
 
 
+def newest_count(value: int | str | None, name: str = "newest") -> int | None:
+    """How many of the newest releases to keep (None: all), read one way with one message for
+    `envsetup matrix --newest`, the noxfile's ENVSETUP_NEWEST and `cells(newest=)`."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    text = str(value).strip()
+    if isinstance(value, bool) or not text.isdigit() or int(text) < 1:
+        raise UsageError(f"{name}={text!r}: expected a positive number of releases")
+    return int(text)
+
+
+@dataclass(frozen=True)
+class ReleaseCells:
+    """One release as the filters leave it: its cells on the platforms asked about."""
+
+    release: Release
+    cells: tuple[Cell, ...]
+
+    @property
+    def platforms(self) -> tuple[str, ...]:
+        """The platforms with at least one cell, in the order asked."""
+        return tuple(dict.fromkeys(cell.platform for cell in self.cells))
+
+
+def select_releases(
+    matrices: Matrices | None = None,
+    *,
+    torch: str | None = None,
+    python: str | Iterable[str] | None = None,
+    variants: str | Iterable[str] | None = None,
+    platforms: Sequence[str] = (DEFAULT_PLATFORM,),
+    newest: int | None = None,
+) -> tuple[ReleaseCells, ...]:
+    """The releases with a published wheel on `platforms` that `torch`, `python` and `variants`
+    allow, newest first. `newest` then keeps the first N of them: "the N newest releases that
+    still have cells after the other filters", the one meaning of `--newest` everywhere.
+
+    `torch` is a version or specifier, `python` and `variants` are lists (or comma-separated
+    strings; variants may name kinds such as "cuda").
+    """
+    if matrices is None:
+        from envsetup.matrices import load
+
+        matrices = load()
+    newest = newest_count(newest)
+    from envsetup.resolve import parse_torch_spec
+
+    spec = parse_torch_spec(torch)
+    pythons = _as_tuple(python)
+    wanted = _variant_filter(_as_tuple(variants))
+    selected: list[ReleaseCells] = []
+    for release in sorted(matrices.releases, key=lambda item: item.version, reverse=True):
+        if not spec.contains(release.version, prereleases=True):
+            continue
+        found = tuple(
+            Cell(python=py, torch=release.torch, variant=variant, platform=platform)
+            for platform in platforms
+            for py in release.pythons(platform)
+            if pythons is None or py in pythons
+            for variant in release.variants.get(platform, ())
+            if wanted is None or variant in wanted or parse_variant(variant).kind in wanted
+            if release.has_wheel(py, platform, variant)
+        )
+        if found:
+            selected.append(ReleaseCells(release, found))
+    return tuple(selected if newest is None else selected[:newest])
+
+
 def cells(
     matrices: Matrices | None = None,
     *,
@@ -119,40 +195,17 @@ def cells(
     platform: str = DEFAULT_PLATFORM,
     newest: int | None = None,
 ) -> tuple[Cell, ...]:
-    """Every published (python, torch, variant) combination on `platform`, filtered.
-
-    `torch` is a version or specifier, `python` and `variants` are lists (or comma-separated
-    strings; variants may name kinds such as "cuda"), `newest` keeps the N newest releases that
-    still have cells after the other filters. Ordered newest torch first, then Python, then variant.
-    """
-    if matrices is None:
-        from envsetup.matrices import load
-
-        matrices = load()
-    if newest is not None and newest < 1:
-        raise UsageError(f"newest must be a positive number of releases, got {newest}")
-    from envsetup.resolve import parse_torch_spec
-
-    spec = parse_torch_spec(torch)
-    pythons = _as_tuple(python)
-    wanted = _variant_filter(_as_tuple(variants))
-    by_release: list[list[Cell]] = []
-    for release in sorted(matrices.releases, key=lambda item: item.version, reverse=True):
-        if not spec.contains(release.version, prereleases=True):
-            continue
-        release_cells = [
-            Cell(python=py, torch=release.torch, variant=variant, platform=platform)
-            for py in release.pythons(platform)
-            if pythons is None or py in pythons
-            for variant in release.variants.get(platform, ())
-            if wanted is None or variant in wanted or parse_variant(variant).kind in wanted
-            if release.has_wheel(py, platform, variant)
-        ]
-        if release_cells:
-            by_release.append(release_cells)
-    if newest is not None:
-        by_release = by_release[:newest]
-    return tuple(cell for group in by_release for cell in group)
+    """Every published (python, torch, variant) combination on `platform`, filtered as
+    `select_releases` filters. Ordered newest torch first, then Python, then variant."""
+    selected = select_releases(
+        matrices,
+        torch=torch,
+        python=python,
+        variants=variants,
+        platforms=(platform,),
+        newest=newest,
+    )
+    return tuple(cell for group in selected for cell in group.cells)
 
 
 def missing_hardware(cell: Cell, machine: Machine, matrices: Matrices | None = None) -> str | None:

@@ -15,6 +15,7 @@ from support.fake_index import serve_index
 from unit.matrices.test_index_listing import KNOWN, NEW, html, pep691
 
 from envsetup.cli import main
+from envsetup.integrations.cells import cells
 from envsetup.matrices import load
 
 if sys.version_info >= (3, 11):
@@ -122,6 +123,48 @@ def test_newest(capsys: pytest.CaptureFixture[str]) -> None:
     assert [r["torch"] for r in releases] == ["2.7.0", "2.7.1"]
 
 
+@pytest.mark.parametrize(
+    ("filters", "newest"),
+    [
+        (["--python", "3.13", "--variant", "rocm6.2.4"], "3"),  # 2.6 built 3.13 for no ROCm
+        (["--python", "3.13t", "--variant", "rocm6.2.4"], "5"),
+        (["--variant", "cu118"], "2"),
+        (["--torch", "<2.5", "--python", "3.10"], "3"),
+    ],
+)
+def test_newest_means_the_same_in_the_listing_the_ci_forms_and_cells(
+    capsys: pytest.CaptureFixture[str], filters: list[str], newest: str
+) -> None:
+    """One meaning of --newest: the N newest releases that still publish a wheel the filters
+    allow, whether the verb lists them, exports them as CI jobs, or `cells()` generates them."""
+    argv = ["--platform", "linux-x86_64", *filters, "--newest", newest]
+    listed = [r["torch"] for r in as_json(capsys, *argv)["releases"]]
+    code, out, err = run(capsys, *argv, "--format", "github")
+    assert code == 0, err
+    exported = list(dict.fromkeys(job["torch"] for job in json.loads(out)["include"]))
+    options = dict(zip(filters[::2], filters[1::2]))
+    generated = cells(
+        platform="linux-x86_64",
+        torch=options.get("--torch"),
+        python=options.get("--python"),
+        variants=options.get("--variant"),
+        newest=int(newest),
+    )
+    assert listed == exported[::-1] == list(dict.fromkeys(c.torch for c in generated))[::-1]
+    assert "2.6.0" not in listed or "rocm6.2.4" not in filters  # no 3.13 ROCm wheel of 2.6.0
+
+
+def test_a_release_without_the_filtered_wheel_is_not_listed(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """1.13.1 has Python 3.11 wheels and cu116 wheels, but no cu116 wheel for 3.11."""
+    code, out, err = run(
+        capsys, "--platform", "linux-x86_64", "--python", "3.11", "--variant", "cu116"
+    )
+    assert code == 1 and out == ""
+    assert "no release in the matrices matches --python 3.11" in err
+
+
 def test_table_marks_what_is_unconfirmed(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, "--torch", ">=2.14")
     assert code == 0
@@ -150,7 +193,7 @@ def test_table_says_when_there_is_no_minor_version_compat(
         (["--variant", "cuda12"], "--variant 'cuda12' is not a variant name"),
         (["--python", "3"], "--python '3' is not a Python version"),
         (["--torch", "two point five"], "not a valid PEP 440 version or specifier"),
-        (["--newest", "0"], "--newest 0"),
+        (["--newest", "0"], "--newest='0': expected a positive number of releases"),
     ],
 )
 def test_bad_filters_are_usage_errors(

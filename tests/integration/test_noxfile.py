@@ -187,12 +187,33 @@ def test_gpu_cell_without_the_gpu_skips_fails_or_checks_the_build(
     skipped = _run_cell(cell, env, tmp_path)
     assert skipped.startswith("exit 0"), skipped
     assert f"Session {cell.session()} skipped: {cell.session()} needs an NVIDIA GPU" in skipped
-    required = _run_cell(cell, {**env, "ENVSETUP_GPU": "require"}, tmp_path)
+    required = _run_cell(cell, {**env, "ENVSETUP_MISSING_HARDWARE": "fail"}, tmp_path)
     assert required.startswith("exit 1"), required
-    assert "needs an NVIDIA GPU" in required and "(--gpu require)" in required
-    checked = _run_cell(cell, env, tmp_path, "--gpu", "ignore")
+    assert "needs an NVIDIA GPU" in required and "(--missing-hardware fail)" in required
+    checked = _run_cell(cell, env, tmp_path, "--missing-hardware", "run")
     assert checked.startswith("exit 0"), checked
     assert f"--index-url {served.url}/cu121 torch==2.5.1+cu121" in checked
+
+
+@pytest.mark.slow
+def test_the_plugins_gpu_words_do_not_steer_a_cell(
+    served: Served, support: Path, tmp_path: Path
+) -> None:
+    """ENVSETUP_GPU / --envsetup-gpu belong to the pytest plugin: the noxfile neither reads the
+    variable nor takes `-- --gpu`, which says what replaced it."""
+    cell = Cell(PY, "2.5.1", "cu121", platform=PLATFORM)
+    if missing_hardware(cell, detect()) is None:
+        pytest.skip("this machine can run the cu121 cell for real")
+    env = _cell_env(served.url, support, f"{served.url}/nothing-here/")
+    plugin_only = _run_cell(cell, {**env, "ENVSETUP_GPU": "require"}, tmp_path)
+    assert plugin_only.startswith("exit 0"), plugin_only
+    assert f"Session {cell.session()} skipped" in plugin_only
+    renamed = _run_cell(cell, env, tmp_path, "--gpu", "ignore")
+    assert renamed.startswith("exit 1"), renamed
+    assert "`-- --gpu` was renamed `-- --missing-hardware skip|fail|run`" in renamed
+    unknown = _run_cell(cell, {**env, "ENVSETUP_MISSING_HARDWARE": "ignore"}, tmp_path)
+    assert unknown.startswith("exit 1"), unknown
+    assert "--missing-hardware 'ignore': expected one of skip, fail, run" in unknown
 
 
 @pytest.mark.slow

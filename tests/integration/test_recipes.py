@@ -178,3 +178,32 @@ def test_the_ci_recipes_parse_install_envsetup_as_users_can_and_their_matrix_com
     pythons = {job["PYTHON"] for job in matrix}
     assert any(python.endswith("t") for python in pythons)  # why the image is uv's
     assert all(re.fullmatch(r"3\.\d+t?", python) for python in pythons)  # uv's request form
+
+
+@pytest.mark.parametrize("runner", ["gpu", "cpu"])
+def test_the_github_verify_job_hands_pytest_only_options_it_takes(
+    runner: str, tmp_path: Path
+) -> None:
+    """The job's words after `--` reach the nox recipe's pytest: they must be the plugin's
+    `--envsetup-gpu`, not the CLI's or a noxfile's `--gpu`."""
+    yaml = pytest.importorskip("yaml")
+    github = yaml.safe_load(recipe("github-actions"))
+    nox_line = next(
+        step["run"]
+        for step in github["jobs"]["verify"]["steps"]
+        if step.get("run", "").startswith("nox ")
+    )
+    posargs = nox_line.split(" -- ", 1)[1]
+    chosen = "'require'" if runner == "gpu" else "'auto'"
+    posargs = re.sub(r"\$\{\{[^}]*\}\}", chosen, posargs)
+    (tmp_path / "test_one.py").write_text("def test_one():\n    pass\n")
+    result = run_module(
+        "pytest",
+        *shlex.split(posargs),
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        cwd=tmp_path,
+        env=mirror_env("http://127.0.0.1:9"),
+    )
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -8,7 +8,7 @@ import pytest
 from packaging.version import Version
 
 from envsetup.errors import UsageError
-from envsetup.integrations.cells import Cell, cells, missing_hardware
+from envsetup.integrations.cells import Cell, cells, missing_hardware, newest_count
 from envsetup.matrices import Matrices, load
 from envsetup.model.machine import Gpu, Machine, Platform
 
@@ -156,3 +156,25 @@ def test_driver_and_architecture_gaps_come_from_the_resolver(matrices: Matrices)
     blackwell = _gpu_box("575.51.03", "12.0")  # sm_120 is not in torch 2.5.1's cu121 wheels
     reason = missing_hardware(Cell("3.11", "2.5.1", "cu121"), blackwell, matrices)
     assert reason is not None and "sm_120" in reason
+
+
+@pytest.mark.parametrize(
+    ("value", "name", "message"),
+    [
+        (0, "newest", "newest='0': expected a positive number of releases"),
+        ("latest", "ENVSETUP_NEWEST", "ENVSETUP_NEWEST='latest': expected a positive number"),
+        (-3, "--newest", "--newest='-3': expected a positive number of releases"),
+        (True, "newest", "newest='True'"),
+    ],
+)
+def test_newest_count_has_one_message_for_every_spelling(
+    value: object, name: str, message: str
+) -> None:
+    with pytest.raises(UsageError) as caught:
+        newest_count(value, name)  # type: ignore[arg-type]
+    assert str(caught.value).startswith(message)
+
+
+@pytest.mark.parametrize(("value", "count"), [(None, None), ("", None), (" 2 ", 2), (3, 3)])
+def test_newest_count_reads_a_count_or_nothing(value: int | str | None, count: int | None) -> None:
+    assert newest_count(value) == count
