@@ -152,7 +152,7 @@ class Shown:
 
 def select(data: Matrices, args: argparse.Namespace) -> list[Shown]:
     """The releases and platforms the --torch/--python/--platform/--variant filters keep."""
-    from envsetup.resolve import parse_torch_spec
+    from envsetup.resolve.request import parse_torch_spec
 
     spec = parse_torch_spec(args.torch)
     if args.python is not None and not PYTHON_RE.match(args.python):

@@ -131,7 +131,7 @@ def cells(
         matrices = load()
     if newest is not None and newest < 1:
         raise UsageError(f"newest must be a positive number of releases, got {newest}")
-    from envsetup.resolve import parse_torch_spec
+    from envsetup.resolve.request import parse_torch_spec
 
     spec = parse_torch_spec(torch)
     pythons = _as_tuple(python)

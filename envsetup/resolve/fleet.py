@@ -81,7 +81,7 @@ class Fleet:
 
             matrices = load_matrices()
         platform = _one_platform(self.nodes, python)
-        from envsetup.resolve import visible_gpus
+        from envsetup.resolve.rules import visible_gpus
 
         gpus: list[Gpu] = []
         warnings = list(self.warnings)
@@ -411,7 +411,8 @@ def _what_if(
     """What a node costs the fleet: the plan without it, and with its driver upgraded."""
     from envsetup.errors import EnvsetupError
     from envsetup.model.variants import parse_variant
-    from envsetup.resolve import driver_floor, resolve
+    from envsetup.resolve import resolve
+    from envsetup.resolve.rules import driver_floor
 
     def attempt(machine: Machine) -> Plan | None:
         try:
