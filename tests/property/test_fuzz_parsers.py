@@ -30,8 +30,8 @@ from support import fakes
 from envsetup import cli
 from envsetup.detect import amd, nvidia
 from envsetup.detect.findings import Findings
-from envsetup.detect.nvidia_smi import SmiReport, parse
 from envsetup.detect.overrides import read_overrides
+from envsetup.detect.smi import SmiReport, parse
 from envsetup.errors import EnvsetupError, UsageError
 from envsetup.matrices.index_listing import ListingError, file_names, parse_wheel, wheels
 from envsetup.model.machine import PROBLEM_KINDS, Gpu
