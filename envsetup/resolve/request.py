@@ -24,7 +24,6 @@ if TYPE_CHECKING:
 #: Packages `--with` accepts; each is pinned to the version paired with the chosen torch.
 COMPANIONS = tuple(name for name in TORCH_FAMILY if name != "torch")
 
-
 _SAFE_SCHEMES = ("https://", "file://")
 
 

@@ -83,6 +83,4 @@ _READERS: tuple[Callable[[str, list[str]], SmiReport | None], ...] = (
 
 
 _NOTHING_FOUND = "recognised nvidia-smi {fmt} output but found neither a driver version nor a GPU"
-
-
 _UNKNOWN = "this is not nvidia-smi output that envsetup can read ({what})"

@@ -8,14 +8,8 @@ import html
 import re
 
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
-
-
 _QUOTE = re.compile(r"^\s*(?:>\s?)+")
-
-
 _FENCE = re.compile(r"^\s*(?:```|~~~)")
-
-
 _PREFIXES = (
     # ISO timestamps of log lines and CI runners: 2024-05-01T10:00:00.123Z, 2024-05-01 10:00:00,5
     re.compile(
@@ -27,16 +21,12 @@ _PREFIXES = (
     # docker compose: "gpu-check-1  | | NVIDIA-SMI ..." (only before a table character)
     re.compile(r"^\s*[\w.-]+\s+\|\s?(?=\s*[|+])"),
 )
-
-
 # A shell prompt line that runs nvidia-smi: "$ nvidia-smi", "user@host:~# nvidia-smi -q",
 # "PS C:\> nvidia-smi.exe", "C:\Users\me>nvidia-smi". XML lines ("<name>nvidia-smi") are not.
 # Path segments exclude prompt characters so that a line of "$$$$..." cannot backtrack.
 _PROMPT = re.compile(
     r"^[^<|]*[$#%>][ \t]*(?:sudo[ \t]+)?(?:[^\s/\\$#%>]*[/\\])*nvidia-smi(?:\.exe)?\b", re.I
 )
-
-
 _BOX = str.maketrans({"│": "|", "┃": "|", "─": "-", "━": "-", "═": "=", "\xa0": " ", "\t": "    "})
 
 

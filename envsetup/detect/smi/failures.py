@@ -15,7 +15,6 @@ _NO_DRIVER_HINT = (
     "in a container, start it with GPU access (docker run --gpus all)."
 )
 
-
 #: (kind, pattern, message, hint); the first match of each kind is reported.
 _FAILURES: tuple[tuple[str, str, str, str], ...] = (
     (

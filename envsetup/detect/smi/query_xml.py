@@ -76,6 +76,4 @@ def _xml_gpu(index: int, gpu: ET.Element) -> Gpu:
 
 
 _XML_ENTITY = "the XML declares entities; refusing to expand them"
-
-
 _XML_BROKEN = "the nvidia-smi XML output is malformed or cut off ({exc})"

@@ -23,8 +23,6 @@ from envsetup.model.machine import Gpu, MigDevice
 # A web page or a chat client may break the header line after each field ("NVIDIA-SMI 517.00"
 # / "Driver Version: 517.00" / "CUDA Version: 11.7"): line breaks and box marks count as spaces.
 _TABLE_HEADER = re.compile(r"NVIDIA-SMI[ \t]+[0-9.]+[\s|]+(?:Driver|KMD)[ \t]+Version[ \t]*:")
-
-
 _GPU_ROW_END = ("On", "Off", "WDDM", "TCC", "MCDM", "N/A", "ERR!")
 
 

@@ -10,17 +10,9 @@ from typing import Callable
 from envsetup.model.machine import driver_version
 
 _VERSION = re.compile(r"[0-9]+(?:\.[0-9]+)+")  # ASCII: Unicode digits are no version
-
-
 _BUS_ID = re.compile(r"[0-9A-Fa-f]{4,8}:[0-9A-Fa-f]{2}:[0-9A-Fa-f]{2}\.[0-9A-Fa-f]")
-
-
 _UUID = re.compile(r"(?:GPU|MIG)-[0-9A-Fa-f][0-9A-Fa-f-]{7,}(?:/\d+/\d+)?")
-
-
 _MIB = re.compile(r"(?<!\d)(\d+)\s*MiB\b")
-
-
 _CAPABILITY = re.compile(r"\d{1,2}\.\d")
 
 
