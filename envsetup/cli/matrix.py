@@ -12,15 +12,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from envsetup.errors import EnvsetupError, UsageError
-from envsetup.matrices import (
-    PLATFORMS,
-    PYTHON_RE,
-    VARIANT_RE,
-    Matrices,
-    Release,
-    load,
-    variant_cuda,
-)
+from envsetup.matrices import PLATFORMS, PYTHON_RE, VARIANT_RE, Matrices, load, variant_cuda
+from envsetup.matrices.schema import Release
 from envsetup.model.plan import ALLOW_INSECURE_VARIABLE, insecure_index_allowed
 from envsetup.terminal import printable
 

@@ -250,7 +250,7 @@ def unmet(requirement: GpuRequirement, view: TorchView) -> list[str]:
             have = f"torch {view.version} is a {view.build}"
             missing.append(f"needs CUDA {_dotted(requirement.min_cuda)}, {have}")
     if backend == "cuda" and view.arch_list:
-        from envsetup.matrices import arch_name
+        from envsetup.matrices.schema import arch_name
 
         for d in used:
             if not _covers(view.arch_list, d.capability):
@@ -304,7 +304,7 @@ def unmet_on_machine(requirement: GpuRequirement, machine: Machine) -> list[str]
 
 def _covers(arch_list: tuple[str, ...], capability: tuple[int, int]) -> bool:
     """Read torch's own arch list ("sm_90", "compute_90") with the matrices' coverage rule."""
-    from envsetup.matrices import ArchList
+    from envsetup.matrices.schema import ArchList
 
     return ArchList.from_torch(arch_list).covers(_dotted(capability))
 

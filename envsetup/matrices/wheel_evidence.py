@@ -27,7 +27,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
-from envsetup.matrices import Matrices, Release
+from envsetup.matrices import Matrices
 from envsetup.matrices.registry import (
     DEFAULT_INDEX,
     EvidenceCache,
@@ -37,6 +37,7 @@ from envsetup.matrices.registry import (
     _NoRanges,
     project_files,
 )
+from envsetup.matrices.schema import Release
 
 if TYPE_CHECKING:
     from envsetup.matrices.registry import RegistryFile

@@ -32,7 +32,7 @@ from envsetup.resolve.rules import _driver_verdict, _gpu_verdict, _inferred, _wa
 if TYPE_CHECKING:
     from packaging.specifiers import SpecifierSet
 
-    from envsetup.matrices import Release
+    from envsetup.matrices.schema import Release
     from envsetup.resolve.context import _Context
 
 

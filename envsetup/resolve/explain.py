@@ -22,7 +22,7 @@ from envsetup.resolve.rules import (
 if TYPE_CHECKING:
     from packaging.specifiers import SpecifierSet
 
-    from envsetup.matrices import Release
+    from envsetup.matrices.schema import Release
     from envsetup.resolve.context import _Context
 
 

@@ -375,7 +375,7 @@ def plan_fleet(
 
 
 def _why(fleet: Fleet, plan: Plan, matrices: Matrices) -> list[str]:
-    from envsetup.matrices import arch_name
+    from envsetup.matrices.schema import arch_name
 
     lines: list[str] = []
     if plan.variant.startswith("cu"):
@@ -478,7 +478,7 @@ def _groups(fleet: Fleet) -> list[list[str]]:
 def runner_labels(items: Sequence[str]) -> dict[str, str]:
     """`sm_90=gpu-h100` (or 9.0=gpu-h100) → {"sm_90": "gpu-h100"}; anything else is refused."""
     from envsetup.detect.overrides import normalise_capabilities
-    from envsetup.matrices import arch_name
+    from envsetup.matrices.schema import arch_name
 
     labels: dict[str, str] = {}
     for item in items:
@@ -502,7 +502,7 @@ def ci_jobs(
     on the runner label `--runner-label sm_XY=LABEL` gives that kind (default gpu-sm_XY)."""
     from envsetup.detect.host import current_platform, python_tag
     from envsetup.integrations.cells import Cell
-    from envsetup.matrices import arch_name
+    from envsetup.matrices.schema import arch_name
     from envsetup.model.plan import Request
 
     labels = runner_labels(args.runner_label)

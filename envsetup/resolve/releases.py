@@ -12,7 +12,7 @@ from envsetup.resolve.request import _family_package
 if TYPE_CHECKING:
     from packaging.specifiers import SpecifierSet
 
-    from envsetup.matrices import Release
+    from envsetup.matrices.schema import Release
     from envsetup.resolve.context import _Context
 
 

@@ -156,7 +156,7 @@ def _gpu_verdict(
 
 
 def _sm_list(gpus: Sequence[Gpu]) -> str:
-    from envsetup.matrices import arch_name
+    from envsetup.matrices.schema import arch_name
 
     names: list[str] = []
     for gpu in gpus:

@@ -15,7 +15,8 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
 
 from envsetup.errors import UsageError
-from envsetup.matrices import ArchList, arch_name, load
+from envsetup.matrices import load
+from envsetup.matrices.schema import ArchList, arch_name
 from envsetup.model.machine import Gpu, Machine
 from envsetup.model.variants import Variant, parse_variant, version_tuple
 from envsetup.resolve.request import parse_torch_spec
