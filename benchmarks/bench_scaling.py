@@ -93,7 +93,7 @@ def _gpus(report: Any) -> None:
     from support import fakes
 
     from envsetup.detect import detect, machine_from_nvidia_smi
-    from envsetup.detect.nvidia_smi import parse
+    from envsetup.detect.smi import parse
 
     report.section("detect with 1, 8 and 16 GPUs")
     timings: dict[str, dict[int, float]] = {"parse": {}, "saved": {}, "live": {}}

@@ -97,7 +97,7 @@ def render_format(args: argparse.Namespace) -> str | None:
 def _runner_labels(items: Sequence[str]) -> dict[str, str]:
     """`sm_90=gpu-h100` (or 9.0=gpu-h100) → {"sm_90": "gpu-h100"}; anything else is refused."""
     from envsetup.detect.overrides import normalise_capabilities
-    from envsetup.matrices import arch_name
+    from envsetup.matrices.schema import arch_name
 
     labels: dict[str, str] = {}
     for item in items:

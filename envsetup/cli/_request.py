@@ -151,7 +151,7 @@ def add_request_arguments(parser: argparse.ArgumentParser) -> None:
 
 def request_from_args(args: argparse.Namespace) -> Request:
     """The Request the flags describe; bad specifiers are usage errors before any probing."""
-    from envsetup.resolve import parse_companions, torch_pin
+    from envsetup.resolve.request import parse_companions, torch_pin
 
     torch_pin(args.torch)
     companions = tuple(part.strip() for part in args.with_.split(",") if part.strip())

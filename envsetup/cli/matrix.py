@@ -19,10 +19,10 @@ from envsetup.matrices import (
     PYTHON_RE,
     VARIANT_RE,
     Matrices,
-    Release,
     load,
     variant_cuda,
 )
+from envsetup.matrices.schema import Release
 from envsetup.model.plan import ALLOW_INSECURE_VARIABLE, insecure_index_allowed
 from envsetup.terminal import printable
 
@@ -342,9 +342,9 @@ _LIST_FORMATS: dict[str, Callable[[Matrices, Sequence[Shown]], None]] = {
 def _verify(args: argparse.Namespace, data: Matrices) -> int:
     from urllib.parse import urlsplit
 
-    from envsetup.matrices import wheel_evidence
+    from envsetup.matrices import registry, wheel_evidence
 
-    args.index = args.index or wheel_evidence.DEFAULT_INDEX
+    args.index = args.index or registry.DEFAULT_INDEX
     scheme = urlsplit(args.index).scheme
     if scheme not in ("https", "http") or (scheme == "http" and not args.allow_insecure_index):
         raise UsageError(

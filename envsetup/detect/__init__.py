@@ -22,7 +22,7 @@ from envsetup.model.machine import Gpu, Machine, Platform, Problem
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (~3 ms of start-up)
 if TYPE_CHECKING:
-    from envsetup.detect.nvidia_smi import SmiReport
+    from envsetup.detect.smi import SmiReport
     from envsetup.model.machine import ProblemKind
 
 __all__ = [
@@ -244,7 +244,7 @@ class _Nvidia:
         if report is None:
             return
         self.driver = self.driver or report.driver_version
-        from envsetup.detect.nvidia_smi import fill_gaps
+        from envsetup.detect.smi import fill_gaps
 
         self.gpus = fill_gaps(self.gpus, report.gpus) if self.gpus else report.gpus
         if self.cuda is None and self.driver is not None and not report.problems:
@@ -253,7 +253,7 @@ class _Nvidia:
                 self.cuda = plain.cuda_version
 
     def _run_smi(self, executable: Path, args: tuple[str, ...]) -> SmiReport | None:
-        from envsetup.detect.nvidia_smi import parse
+        from envsetup.detect.smi import parse
         from envsetup.detect.tool import run_tool
 
         if self.smi_failed:
@@ -479,7 +479,7 @@ def _check_visible(
 def machine_from_nvidia_smi(text: str, *, platform: Platform | None = None) -> Machine:
     """A `Machine` described by saved `nvidia-smi` output (any format), e.g. from a bug report.
     Failures in the text (no driver, mismatch...) become `errors`; the parser never raises."""
-    from envsetup.detect.nvidia_smi import parse
+    from envsetup.detect.smi import parse
 
     return _machine_from_report(parse(text), platform, text)
 
@@ -488,7 +488,7 @@ def _pasted_platform(text: str, findings: Findings) -> Platform:
     """The platform the pasted output shows (Windows, WSL, FreeBSD), else this machine's;
     either way the evidence says which, so nobody plans a Windows box as Linux unawares."""
     from envsetup.detect.host import python_tag
-    from envsetup.detect.nvidia_smi import pasted_os
+    from envsetup.detect.smi.paste_platform import pasted_os
 
     started = now()
     here = current_platform()
@@ -565,7 +565,7 @@ def machine_from_saved_output(path: str, *, platform: Platform | None = None) ->
     A text in which nothing is recognised (no driver, no GPU, not one of nvidia-smi's own
     failure messages) is not an output at all: a usage error in one line, not an empty machine.
     """
-    from envsetup.detect.nvidia_smi import parse
+    from envsetup.detect.smi import parse
     from envsetup.errors import UsageError
 
     text = read_nvidia_smi_output(path)

@@ -18,7 +18,8 @@ from envsetup.errors import UsageError
 from envsetup.model.variants import KINDS, parse_variant
 
 if TYPE_CHECKING:
-    from envsetup.matrices import Matrices, Release
+    from envsetup.matrices import Matrices
+    from envsetup.matrices.schema import Release
     from envsetup.model.machine import Machine
 
 __all__ = [
@@ -163,7 +164,7 @@ def select_releases(
 
         matrices = load()
     newest = newest_count(newest)
-    from envsetup.resolve import parse_torch_spec
+    from envsetup.resolve.request import parse_torch_spec
 
     spec = parse_torch_spec(torch)
     pythons = _as_tuple(python)

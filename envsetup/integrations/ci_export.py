@@ -109,7 +109,7 @@ def fleet_jobs(
 ) -> tuple[list[Cell], list[str]]:
     """The CI jobs that test what the fleet will run: its one build, once per GPU kind, each
     on the runner label `labels` gives that kind ({"sm_90": "gpu-h100"}; default gpu-sm_XY)."""
-    from envsetup.matrices import arch_name
+    from envsetup.matrices.schema import arch_name
     from envsetup.model.plan import Request
     from envsetup.resolve.fleet import load, plan_fleet
 

@@ -266,7 +266,7 @@ def unmet(requirement: GpuRequirement, view: TorchView) -> list[str]:
 def unmet_on_machine(requirement: GpuRequirement, machine: Machine) -> list[str]:
     """`unmet` judged from detection (no torch here): the visible GPUs of the asked backend,
     their memory and compute capability, and the newest CUDA the driver supports."""
-    from envsetup.resolve import visible_gpus
+    from envsetup.resolve.rules import visible_gpus
 
     if requirement.backend == "mps" or (machine.mps and not machine.gpus):
         if not machine.mps:
@@ -306,7 +306,7 @@ def unmet_on_machine(requirement: GpuRequirement, machine: Machine) -> list[str]
 
 def _covers(arch_list: tuple[str, ...], capability: ComputeCapability) -> bool:
     """Read torch's own arch list ("sm_90", "compute_90") with the matrices' coverage rule."""
-    from envsetup.matrices import ArchList
+    from envsetup.matrices.schema import ArchList
 
     return ArchList.from_torch(arch_list).covers(str(capability))
 
@@ -337,7 +337,7 @@ def check_device(name: str, view: TorchView) -> str:
 def devices_from_machine(machine: Machine) -> tuple[str, ...]:
     """The devices `--device all` runs over, decided from probes only (no torch), so every
     xdist worker collects the same tests: cpu, one cuda:N per visible GPU, mps on Apple."""
-    from envsetup.resolve import visible_gpus
+    from envsetup.resolve.rules import visible_gpus
 
     count = len(visible_gpus(machine)[0])
     return ("cpu", *(f"cuda:{i}" for i in range(count)), *(("mps",) if machine.mps else ()))

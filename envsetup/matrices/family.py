@@ -17,7 +17,9 @@ from typing import Any
 
 from packaging.version import Version
 
-from envsetup.matrices import MatricesError, _Row, default_directory
+from envsetup.matrices import default_directory
+from envsetup.matrices._toml import _Row
+from envsetup.matrices.schema import MatricesError
 
 __all__ = ["FILE", "Family", "Package", "Pair", "load_family"]
 

@@ -144,7 +144,8 @@ def check_capabilities(capabilities: Sequence[str], table: GpuTable | None = Non
 @functools.lru_cache(maxsize=4)
 def load_table(directory: Path | None = None) -> GpuTable:
     """gpus.toml from the matrices directory; read only when some GPU lacks its capability."""
-    from envsetup.matrices import MatricesError, default_directory
+    from envsetup.matrices import default_directory
+    from envsetup.matrices.schema import MatricesError
 
     if sys.version_info >= (3, 11):
         import tomllib

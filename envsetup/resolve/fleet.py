@@ -80,7 +80,7 @@ class Fleet:
 
             matrices = load_matrices()
         platform = _one_platform(self.nodes, python)
-        from envsetup.resolve import visible_gpus
+        from envsetup.resolve.rules import visible_gpus
 
         gpus: list[Gpu] = []
         warnings = list(self.warnings)
@@ -393,7 +393,7 @@ def plan_fleet(
 
 
 def _why(fleet: Fleet, plan: Plan, matrices: Matrices) -> list[str]:
-    from envsetup.matrices import arch_name
+    from envsetup.matrices.schema import arch_name
 
     lines: list[str] = []
     if plan.variant.startswith("cu"):
@@ -429,7 +429,8 @@ def _what_if(
     """What a node costs the fleet: the plan without it, and with its driver upgraded."""
     from envsetup.errors import EnvsetupError
     from envsetup.model.variants import parse_variant
-    from envsetup.resolve import driver_floor, resolve
+    from envsetup.resolve import resolve
+    from envsetup.resolve.rules import driver_floor
 
     def attempt(machine: Machine) -> Plan | None:
         try:

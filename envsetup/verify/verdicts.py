@@ -15,10 +15,12 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
 
 from envsetup.errors import UsageError
-from envsetup.matrices import ArchList, arch_name, load
+from envsetup.matrices import load
+from envsetup.matrices.schema import ArchList, arch_name
 from envsetup.model.machine import Gpu, Machine
 from envsetup.model.variants import Variant, parse_variant, version_tuple
-from envsetup.resolve import driver_verdict, parse_torch_spec, visible_gpus
+from envsetup.resolve.request import parse_torch_spec
+from envsetup.resolve.rules import driver_verdict, visible_gpus
 
 __all__ = ["Check", "Expectation", "build_variant", "diagnose"]
 

@@ -30,8 +30,8 @@ from support import fakes
 from envsetup import cli
 from envsetup.detect import amd, nvidia
 from envsetup.detect.findings import Findings
-from envsetup.detect.nvidia_smi import SmiReport, parse
 from envsetup.detect.overrides import read_overrides
+from envsetup.detect.smi import SmiReport, parse
 from envsetup.errors import EnvsetupError, UsageError
 from envsetup.matrices.index_listing import ListingError, file_names, parse_wheel, wheels
 from envsetup.model.machine import PROBLEM_KINDS, Gpu
@@ -354,7 +354,8 @@ PEP440ISH = st.one_of(
 def test_request_flags_are_a_request_or_a_usage_error(torch: str, companion: str) -> None:
     from envsetup.model.machine import Machine, Platform
     from envsetup.model.plan import Request
-    from envsetup.resolve import parse_companions, parse_torch_spec, resolve
+    from envsetup.resolve import resolve
+    from envsetup.resolve.request import parse_companions, parse_torch_spec
 
     try:
         parse_torch_spec(torch)

@@ -11,7 +11,7 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from envsetup.detect.nvidia_smi import SmiReport, parse
+from envsetup.detect.smi import SmiReport, parse
 from envsetup.model.machine import PROBLEM_KINDS
 
 CORPUS = Path(__file__).parents[1] / "data" / "nvidia-smi"

@@ -100,7 +100,7 @@ def test_unknown_or_ambiguous_names_are_not_guessed(printed: str) -> None:
 
 def test_table_agrees_with_every_fixture_that_prints_compute_cap() -> None:
     """Primary evidence: outputs that show compute_cap next to the name."""
-    from envsetup.detect.nvidia_smi import parse
+    from envsetup.detect.smi import parse
 
     checked = 0
     for path in sorted(DATA.iterdir()):

@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 
-from envsetup.detect.nvidia_smi import MAX_CHARS, SmiReport, parse
+from envsetup.detect.smi import SmiReport, parse
+from envsetup.detect.smi.report import MAX_CHARS
 from envsetup.model.machine import PROBLEM_KINDS, Gpu
 
 CORPUS = Path(__file__).parents[2] / "data" / "nvidia-smi"

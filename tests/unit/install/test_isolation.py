@@ -11,15 +11,15 @@ from pathlib import Path
 import pytest
 from support.fake_index import UV_MISSING, isolated_env, uv_executable
 
-from envsetup import matrices
+from envsetup.matrices import user_cache
 
 
 def test_the_tests_and_their_subprocesses_leave_the_users_cache_alone() -> None:
     """ENVSETUP_CACHE_DIR is a temporary directory of the test run, kept by the isolated
     environment the CLI subprocesses get: ~/.cache/envsetup is never written."""
-    cache = matrices.cache_directory()
+    cache = user_cache.cache_directory()
     assert cache is not None and Path(tempfile.gettempdir()) in cache.parents, cache
-    code = "import envsetup.matrices as m; print(m.cache_directory())"
+    code = "from envsetup.matrices import user_cache; print(user_cache.cache_directory())"
     child = subprocess.run(
         [sys.executable, "-c", code], env=isolated_env(), capture_output=True, text=True, check=True
     )

@@ -15,7 +15,8 @@ from envsetup.matrices import Matrices, load
 from envsetup.model.machine import Gpu, Machine, Platform
 from envsetup.model.plan import Plan, Request
 from envsetup.model.variants import parse_variant
-from envsetup.resolve import NoCompatibleBuild, driver_verdict, resolve
+from envsetup.resolve import NoCompatibleBuild, resolve
+from envsetup.resolve.rules import driver_verdict
 
 PLATFORM = "linux-x86_64"
 PYTHON = "3.12"

@@ -12,14 +12,8 @@ import pytest
 
 from envsetup import matrices
 from envsetup.errors import EnvsetupError
-from envsetup.matrices import (
-    ArchList,
-    Matrices,
-    MatricesError,
-    arch_name,
-    variant_cuda,
-    variant_sort_key,
-)
+from envsetup.matrices import Matrices, _toml, user_cache, variant_cuda, variant_sort_key
+from envsetup.matrices.schema import ArchList, MatricesError, arch_name
 
 REPO = Path(__file__).resolve().parents[3]
 DATA = REPO / "matrices"
@@ -393,18 +387,18 @@ def test_bad_specifier_is_reported_when_used(copy: Path) -> None:
 
 def test_cache_can_be_turned_off(copy: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ENVSETUP_CACHE_DIR", "")
-    assert matrices.cache_directory() is None
-    assert matrices.read_documents(copy)["nvidia.toml"]["schema"] == 1
+    assert user_cache.cache_directory() is None
+    assert _toml.read_documents(copy)["nvidia.toml"]["schema"] == 1
 
 
 @pytest.mark.skipif(sys.platform in ("win32", "darwin"), reason="XDG applies to Linux and BSDs")
 def test_cache_directory_follows_xdg(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("ENVSETUP_CACHE_DIR")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    assert matrices.cache_directory() == tmp_path / "xdg" / "envsetup"
+    assert user_cache.cache_directory() == tmp_path / "xdg" / "envsetup"
     monkeypatch.delenv("XDG_CACHE_HOME")
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    assert matrices.cache_directory() == tmp_path / "home" / ".cache" / "envsetup"
+    assert user_cache.cache_directory() == tmp_path / "home" / ".cache" / "envsetup"
 
 
 def test_unwritable_cache_is_not_an_error(
@@ -414,8 +408,8 @@ def test_unwritable_cache_is_not_an_error(
     blocker = tmp_path / "not-a-directory"
     blocker.write_text("", encoding="utf-8")
     monkeypatch.setenv("ENVSETUP_CACHE_DIR", str(blocker / "cache"))
-    assert matrices.read_documents(copy)["archs.toml"]["schema"] == 1
-    assert matrices.read_documents(copy)["nvidia.toml"]["schema"] == 1  # and again: no cache
+    assert _toml.read_documents(copy)["archs.toml"]["schema"] == 1
+    assert _toml.read_documents(copy)["nvidia.toml"]["schema"] == 1  # and again: no cache
     assert blocker.read_text(encoding="utf-8") == ""
 
 

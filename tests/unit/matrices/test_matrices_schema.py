@@ -20,7 +20,7 @@ from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
 from envsetup import matrices
-from envsetup.matrices import PLATFORMS, VARIANT_RE, Matrices, variant_cuda
+from envsetup.matrices import PLATFORMS, VARIANT_RE, Matrices, _toml, schema, variant_cuda
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -72,7 +72,7 @@ def cc_key(cc: str) -> tuple[int, int]:
 # --- every file -----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", matrices.FILES)
+@pytest.mark.parametrize("name", _toml.FILES)
 def test_file_declares_schema_1_and_only_known_tables(name: str) -> None:
     document = raw(name)
     assert document.get("schema") == 1
@@ -92,7 +92,7 @@ def every_source(document: dict[str, Any]) -> list[tuple[str, str]]:
     return found
 
 
-@pytest.mark.parametrize("name", matrices.FILES)
+@pytest.mark.parametrize("name", _toml.FILES)
 def test_every_row_cites_an_https_source(name: str) -> None:
     for where, url in every_source(raw(name)):
         assert isinstance(url, str), f"{name} {where}: no source"
@@ -318,7 +318,7 @@ def test_rocm_rows() -> None:
 # --- across files ---------------------------------------------------------------------------------
 
 
-def published(data: Matrices) -> list[tuple[matrices.Release, str, str]]:
+def published(data: Matrices) -> list[tuple[schema.Release, str, str]]:
     return [
         (release, platform, variant)
         for release in data.releases
@@ -382,7 +382,7 @@ def test_the_wheel_ships_the_data_and_loads_it_from_site_packages(tmp_path: Path
     with zipfile.ZipFile(wheel) as archive:
         names = set(archive.namelist())
         archive.extractall(site)
-    assert {f"envsetup/matrices/data/{name}" for name in matrices.FILES} <= names
+    assert {f"envsetup/matrices/data/{name}" for name in _toml.FILES} <= names
     assert "envsetup/matrices/__init__.py" in names
     code = (
         "import sys; sys.path.insert(0, sys.argv[1]); import envsetup.matrices as m; "

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from envsetup import matrices
+from envsetup.matrices import _toml
 
 REPO = Path(__file__).resolve().parents[3]
 DATA = REPO / "matrices"
@@ -44,7 +45,7 @@ def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def first_release(directory: Path) -> str:
-    release: str = matrices.read_documents(directory)["torch.toml"]["release"][0]["torch"]
+    release: str = _toml.read_documents(directory)["torch.toml"]["release"][0]["torch"]
     return release
 
 
@@ -134,7 +135,7 @@ _CHILD = """
 import resource, sys
 from pathlib import Path
 resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
-import envsetup.matrices as m
+import envsetup.matrices._toml as m
 print(m.read_documents(Path(sys.argv[1]))["torch.toml"]["release"][0]["torch"])
 """
 
@@ -231,7 +232,7 @@ def test_entries_are_private_and_written_whole(
     assert stat.S_IMODE(created.stat().st_mode) == 0o700
     entry = only_entry(created)
     assert stat.S_IMODE(entry.stat().st_mode) == 0o600
-    assert json.loads(entry.read_bytes())["documents"] == matrices.read_documents(copy)
+    assert json.loads(entry.read_bytes())["documents"] == _toml.read_documents(copy)
 
 
 @pytest.mark.parametrize(

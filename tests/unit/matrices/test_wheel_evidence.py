@@ -13,11 +13,11 @@ import pytest
 from support.fake_index import serve_index
 
 from envsetup import matrices
+from envsetup.matrices.registry import EvidenceCache
 from envsetup.matrices.wheel_evidence import (
     CONFIRMED,
     CONTRADICTED,
     UNREACHABLE,
-    EvidenceCache,
     Report,
     fatbin_archs,
     verify,

@@ -14,14 +14,9 @@ from envsetup.install.render import FORMATS, command_lines, render
 from envsetup.matrices import load
 from envsetup.model.machine import Gpu, Machine, MigDevice, Platform
 from envsetup.model.plan import TORCH_FAMILY, Request
-from envsetup.resolve import (
-    NoCompatibleBuild,
-    driver_at_least,
-    parse_companions,
-    parse_torch_spec,
-    resolve,
-    visible_gpus,
-)
+from envsetup.resolve import NoCompatibleBuild, resolve
+from envsetup.resolve.request import parse_companions, parse_torch_spec
+from envsetup.resolve.rules import driver_at_least, visible_gpus
 
 MATRICES = load()
 
