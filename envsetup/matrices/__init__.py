@@ -42,6 +42,7 @@ from envsetup.matrices._toml import (
     _rows,
     _toolkit,
     read_documents,
+    untagged_platform,
 )
 from envsetup.matrices.schema import MatricesError
 from envsetup.model.variants import KINDS, parse_variant
@@ -76,6 +77,8 @@ class Matrices:
     cuda_archs: tuple[ArchList, ...]
     rocm: tuple[RocmTargets, ...]
     directory: Path
+    #: Platforms whose index wheels may lack the `+variant` label (torch.toml `[[untagged]]`).
+    untagged_platforms: tuple[str, ...] = ()
 
     @functools.cached_property
     def _by_version(self) -> dict[Version, Release]:
@@ -177,6 +180,9 @@ def _build(directory: Path) -> Matrices:
         cuda_archs=tuple(_arch_list(row) for row in _rows(archs, "cuda", "archs.toml")),
         rocm=tuple(_rocm(row) for row in _rows(archs, "rocm", "archs.toml")),
         directory=directory,
+        untagged_platforms=tuple(
+            untagged_platform(row) for row in _rows(torch, "untagged", "torch.toml")
+        ),
     )
 
 

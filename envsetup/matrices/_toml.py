@@ -145,6 +145,12 @@ def _release(row: _Row) -> Release:
     )
 
 
+def untagged_platform(row: _Row) -> str:
+    """The platform of one `[[untagged]]` row; its source is required like every fact's."""
+    row.text("source")
+    return row.text("platform")
+
+
 def _arch_list(row: _Row) -> ArchList:
     return ArchList(
         torch=row.text("torch"),

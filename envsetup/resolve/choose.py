@@ -350,11 +350,13 @@ def _build_plan(
     tag = f"+{variant}"
     if pypi:
         tag = ""
-    elif context.platform == "linux-aarch64":
-        # Older aarch64 wheels on the index carry no local tag (2.5.1 in cu124 is plain
-        # "2.5.1"); a pin without it matches either, and --index-url still picks the build.
+    elif context.platform in context.matrices.untagged_platforms:
+        # Some wheels on the index carry no local tag (matrices/torch.toml [[untagged]]); a pin
+        # without it matches either spelling, and --index-url still picks the build.
         tag = ""
-        reasons.append("aarch64 pins leave out the +variant tag; the index selects the build")
+        reasons.append(
+            f"{context.platform} pins leave out the +variant tag; the index selects the build"
+        )
     packages = [f"torch=={version}{tag}"]
     for name in companions:
         paired = _companion(release, name)

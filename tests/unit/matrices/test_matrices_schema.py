@@ -76,7 +76,7 @@ def cc_key(cc: str) -> tuple[int, int]:
 def test_file_declares_schema_1_and_only_known_tables(name: str) -> None:
     document = raw(name)
     assert document.get("schema") == 1
-    tables = {"nvidia.toml": {"toolkit", "minor_compat"}, "torch.toml": {"release"}}
+    tables = {"nvidia.toml": {"toolkit", "minor_compat"}, "torch.toml": {"release", "untagged"}}
     tables["archs.toml"] = {"cuda", "rocm"}
     assert set(document) - {"schema"} == tables[name]
 
@@ -97,6 +97,21 @@ def test_every_row_cites_an_https_source(name: str) -> None:
     for where, url in every_source(raw(name)):
         assert isinstance(url, str), f"{name} {where}: no source"
         assert url.startswith("https://"), f"{name} {where}: source {url!r} is not an https URL"
+
+
+def test_untagged_rows_name_known_platforms_once() -> None:
+    rows = raw("torch.toml")["untagged"]
+    for n, row in enumerate(rows):
+        where = f"torch.toml [[untagged]] #{n + 1}"
+        assert set(row) <= {"platform", "source", "notes"}, where
+        assert {"platform", "source"} <= set(row), where
+        assert row["platform"] in PLATFORMS, f"{where}: {row['platform']!r}"
+    platforms = [row["platform"] for row in rows]
+    assert len(platforms) == len(set(platforms))
+
+
+def test_untagged_rows_load_in_file_order(data: Matrices) -> None:
+    assert data.untagged_platforms == tuple(r["platform"] for r in raw("torch.toml")["untagged"])
 
 
 # --- nvidia.toml ----------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import shlex
 
 import pytest
@@ -145,6 +146,18 @@ def test_pypi_build_installed_on_linux_is_replaced_by_the_index_build() -> None:
     plan = resolve(_linux(), Request(torch="2.5.1"), installed={"torch": "2.5.1"})
     assert plan.replaces == "torch==2.5.1"
     assert "--force-reinstall" in shlex.split(render(plan, "pip"))
+
+
+def test_untagged_platforms_come_from_the_matrices() -> None:
+    """torch.toml's [[untagged]] decides which pins drop the +variant label, not the code."""
+    aarch64 = Machine(platform=Platform("linux", "aarch64", "3.11"))
+    assert resolve(aarch64, Request(torch="2.5.1"), MATRICES).packages == ("torch==2.5.1",)
+    tagged = dataclasses.replace(MATRICES, untagged_platforms=())
+    assert resolve(aarch64, Request(torch="2.5.1"), tagged).packages == ("torch==2.5.1+cpu",)
+    x86 = dataclasses.replace(MATRICES, untagged_platforms=("linux-x86_64",))
+    plan = resolve(_linux(), Request(torch="2.5.1"), x86)
+    assert plan.packages == ("torch==2.5.1",)
+    assert "linux-x86_64 pins leave out the +variant tag" in " ".join(plan.reasons)
 
 
 def test_resolve_loads_the_bundled_matrices_by_default() -> None:
