@@ -162,7 +162,7 @@ SETTINGS: tuple[Setting, ...] = (
         "choice",
         "`auto`, `pip` or `uv`",
         "the installer (default for `--installer`; `auto`: uv when on PATH, else pip)",
-        "`install`, `venv`",
+        "`plan`, `install`, `venv`",
     ),
     Setting(
         "VIRTUAL_ENV",

@@ -42,6 +42,9 @@ def pytest_configure(config: pytest.Config) -> None:
     config.add_cleanup(lambda: shutil.rmtree(cache, ignore_errors=True))
     for name in _USER_SETTINGS:
         os.environ.pop(name, None)
+    # `--installer auto` picks uv wherever uv is on PATH (an activated CI venv has it): the suite
+    # pins pip so a test's expectation does not depend on PATH; tests of `auto` unset this.
+    os.environ["ENVSETUP_INSTALLER"] = "pip"
     config.addinivalue_line("markers", "uv: runs the uv executable; skipped where there is none")
     # Fuzz runs are derandomized so CI sees the same cases every time; `--hypothesis-seed N`
     # explores the cases seed N draws instead (hypothesis lets `derandomize` win over a seed).

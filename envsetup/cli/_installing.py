@@ -7,7 +7,7 @@ import argparse
 import contextlib
 import io
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TextIO
 
 from envsetup import settings
@@ -15,28 +15,44 @@ from envsetup.cli._output import note
 from envsetup.install.argv import INSTALLERS
 from envsetup.model.plan import Plan
 
-__all__ = ["INSTALLER_CHOICES", "add_installer_argument", "announce", "installer_output"]
+__all__ = [
+    "INSTALLER_CHOICES",
+    "add_installer_argument",
+    "announce",
+    "default_installer",
+    "installer_output",
+    "installer_type",
+]
 
 INSTALLER_CHOICES = ("auto", *INSTALLERS)
 
 
-def _installer(value: str) -> str:
-    """argparse converts a string default too, so a bad ENVSETUP_INSTALLER is a usage error
-    (exit 2) like a bad --installer, not a crash when the command is built."""
-    if value not in INSTALLER_CHOICES:
-        raise argparse.ArgumentTypeError(
-            f"invalid choice: {value!r} (from --installer or ENVSETUP_INSTALLER); "
-            f"expected one of: {', '.join(INSTALLER_CHOICES)}"
-        )
-    return value
+def installer_type(choices: tuple[str, ...]) -> Callable[[str], str]:
+    """An argparse type for --installer: argparse converts a string default too, so a bad
+    ENVSETUP_INSTALLER is a usage error (exit 2) like a bad --installer, not a crash later."""
+
+    def installer(value: str) -> str:
+        if value not in choices:
+            raise argparse.ArgumentTypeError(
+                f"invalid choice: {value!r} (from --installer or ENVSETUP_INSTALLER); "
+                f"expected one of: {', '.join(choices)}"
+            )
+        return value
+
+    return installer
+
+
+def default_installer() -> str:
+    """ENVSETUP_INSTALLER, else auto: `plan` prints what `install` and `venv` would run."""
+    return settings.get("ENVSETUP_INSTALLER") or "auto"
 
 
 def add_installer_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--installer",
-        type=_installer,
+        type=installer_type(INSTALLER_CHOICES),
         choices=INSTALLER_CHOICES,
-        default=settings.get("ENVSETUP_INSTALLER") or "auto",
+        default=default_installer(),
         help="pip, uv (`uv pip install`) or auto (default: uv when on PATH, else pip); "
         "env ENVSETUP_INSTALLER",
     )

@@ -26,6 +26,7 @@ examples:
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
+    from envsetup.cli._installing import default_installer, installer_type
     from envsetup.cli._output import add_output_arguments
     from envsetup.cli._request import add_machine_arguments, add_request_arguments
     from envsetup.matrices import PLATFORMS  # planning loads the matrices anyway
@@ -49,8 +50,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     output = parser.add_argument_group("output")
     output.add_argument(
         "--installer",
+        type=installer_type(("auto", *FORMATS)),
         choices=("auto", *FORMATS),
-        default="auto",
+        default=default_installer(),
         help="what to print: a pip or uv command, or a requirements/pyproject (uv-project, "
         "poetry), pixi or conda environment snippet; auto (default): uv when on PATH, else pip",
     )

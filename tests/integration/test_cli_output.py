@@ -165,6 +165,7 @@ def test_installer_auto_prefers_uv_on_path(
         uv.write_text("#!/bin/sh\n")
         uv.chmod(0o755)
     monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.delenv("ENVSETUP_INSTALLER")  # the suite's pin: this test is about the default
     code, out, _ = cli(capsys, "plan", *MACHINE, *TARGET)
     assert code == 0 and out.startswith(first)
 

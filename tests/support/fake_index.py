@@ -365,15 +365,16 @@ def index_fixture(builds: Sequence[FakeBuild], *, scope: str = "module") -> Any:
 
 def isolated_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     """os.environ without this machine's pip/uv configuration, so only our index is used
-    (ENVSETUP_CACHE_DIR stays: tests/conftest.py points it away from the user's cache)."""
+    (ENVSETUP_CACHE_DIR and ENVSETUP_INSTALLER stay: tests/conftest.py sets them for the suite)."""
     env = {
         key: value
         for key, value in os.environ.items()
         if not key.startswith(("PIP_", "UV_", "ENVSETUP_", "FAKE_TORCH_", "CUDA_VISIBLE"))
         and key not in ("PYTHONPATH", "VIRTUAL_ENV", "CONDA_PREFIX", "CONDA_DEFAULT_ENV")
     }
-    if "ENVSETUP_CACHE_DIR" in os.environ:
-        env["ENVSETUP_CACHE_DIR"] = os.environ["ENVSETUP_CACHE_DIR"]
+    for kept in ("ENVSETUP_CACHE_DIR", "ENVSETUP_INSTALLER"):  # both set by tests/conftest.py
+        if kept in os.environ:
+            env[kept] = os.environ[kept]
     env.update(
         {
             "PIP_CONFIG_FILE": os.devnull,
