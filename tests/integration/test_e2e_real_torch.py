@@ -59,8 +59,8 @@ def test_venv_then_verify_with_the_real_cpu_wheel(tmp_path: Path) -> None:
             env=env, timeout=600,
         )  # fmt: skip
     assert created.returncode == 0, created.stdout[-3000:] + created.stderr[-3000:]
-    assert f"torch=={TORCH}+cpu" in created.stdout
-    assert "ok    round_trip:cpu" in created.stdout
+    assert f"torch=={TORCH}+cpu" in created.stderr
+    assert "ok    round_trip:cpu" in created.stderr
 
     checked = run_envsetup(
         "verify", "--python", str(target / "bin" / "python"), "--gpu", "none", "--bench",
