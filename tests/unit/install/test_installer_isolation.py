@@ -158,7 +158,8 @@ def test_uv_reads_its_variables_by_exact_name(
         pytest.skip("Windows variable names ignore case")
     uv = uv_executable()
     good, bad = indexes
-    subprocess.run([uv, "venv", "-q", str(tmp_path / "v")], env=isolated_env(), check=True)
+    venv = [uv, "venv", "-q", "--python", sys.executable, str(tmp_path / "v")]
+    subprocess.run(venv, env=isolated_env(), check=True)  # this Python: the fake wheels' tag
 
     def bad_hits(variables: dict[str, str]) -> int:
         bad.requests.clear()
