@@ -19,7 +19,14 @@ from pathlib import Path
 from envsetup import settings
 from envsetup.errors import UsageError
 
-__all__ = ["Target", "environment_python", "find_target", "tool_environment"]
+__all__ = [
+    "Target",
+    "environment_python",
+    "find_target",
+    "scripts_dir",
+    "tool_environment",
+    "venv_python",
+]
 
 #: Folders pipx and `uv tool` create their environments in, as path fragments.
 _TOOL_DIRS = (("pipx", "venvs"), ("uv", "tools"))
@@ -61,13 +68,23 @@ class Target:
         return f"{self.python} ({self.source})"
 
 
+def scripts_dir(path: Path) -> Path:
+    """Where a venv keeps python and the activate scripts: Scripts\\ on Windows, bin/ elsewhere."""
+    return path / ("Scripts" if os.name == "nt" else "bin")
+
+
+def venv_python(path: Path) -> Path:
+    return scripts_dir(path) / ("python.exe" if os.name == "nt" else "python")
+
+
 def environment_python(prefix: str | Path) -> Path:
-    """The interpreter of the environment at `prefix` (venv or conda layout, this OS)."""
+    """The interpreter of the environment at `prefix`: a venv's, else (conda on Windows) the
+    python.exe at its root."""
     root = Path(prefix)
-    if os.name == "nt":
-        scripts = root / "Scripts" / "python.exe"
-        return scripts if scripts.exists() else root / "python.exe"
-    return root / "bin" / "python"
+    python = venv_python(root)
+    if os.name == "nt" and not python.exists():
+        return root / "python.exe"
+    return python
 
 
 def tool_environment(prefix: str | Path) -> str | None:

@@ -43,6 +43,7 @@ from envsetup.install.run import (
     installer_argv,
     run_step,
 )
+from envsetup.install.target import scripts_dir, venv_python
 from envsetup.model.machine import Machine
 from envsetup.model.plan import Plan
 from envsetup.process import signals_ignored
@@ -54,7 +55,6 @@ __all__ = [
     "check_target",
     "create_venv",
     "target_lock",
-    "venv_python",
 ]
 
 ASIDE = ".envsetup-old-"
@@ -76,18 +76,9 @@ class VenvResult:
     report: VerifyReport
 
 
-def _scripts(path: Path) -> Path:
-    """Where venv puts python and the activate scripts: Scripts\\ on Windows, bin/ elsewhere."""
-    return path / ("Scripts" if os.name == "nt" else "bin")
-
-
-def venv_python(path: Path) -> Path:
-    return _scripts(path) / ("python.exe" if os.name == "nt" else "python")
-
-
 def activation_line(path: Path) -> str:
     """What to type; quoted, since a path may hold spaces."""
-    activate = _scripts(path) / "activate"
+    activate = scripts_dir(path) / "activate"
     return str(activate) if os.name == "nt" else f". {shlex.quote(str(activate))}"
 
 

@@ -179,9 +179,7 @@ def fill_capabilities(
 
     Returns (gpus, evidence lines "NAME → X.Y (source)", warnings for names not in the table).
     """
-    if all(gpu.compute_capability or gpu.vendor != "nvidia" for gpu in gpus):
-        return tuple(gpus), (), ()
-    table = table or load_table()
+    table = table or load_table()  # detect calls this only when some GPU lacks its capability
     filled: list[Gpu] = []
     found: list[str] = []
     unknown: list[str] = []
