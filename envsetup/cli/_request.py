@@ -28,10 +28,21 @@ if TYPE_CHECKING:
 __all__ = [
     "add_machine_arguments",
     "add_request_arguments",
+    "add_target_argument",
     "fleet_from_args",
     "machine_from_args",
     "request_from_args",
 ]
+
+
+def add_target_argument(parser: argparse.ArgumentParser) -> None:
+    """`--python PATH`: the environment install and verify act on (install/target.py's order)."""
+    parser.add_argument(
+        "--python",
+        metavar="PATH",
+        help="interpreter of the target environment (default: the active virtual or conda "
+        "environment, else envsetup's own unless that is a pipx/uv tool environment)",
+    )
 
 
 def add_machine_arguments(parser: argparse.ArgumentParser) -> None:

@@ -13,6 +13,7 @@ from envsetup.cli._report import human
 from envsetup.cli._request import (
     add_machine_arguments,
     add_request_arguments,
+    add_target_argument,
     machine_from_args,
     request_from_args,
 )
@@ -22,12 +23,7 @@ HELP = "Install the right torch build into this (or --python's) environment and 
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--python",
-        metavar="PATH",
-        help="interpreter of the target environment (default: the active virtual or conda "
-        "environment, else envsetup's own unless that is a pipx/uv tool environment)",
-    )
+    add_target_argument(parser)
     add_installer_argument(parser)
     parser.add_argument(
         "-y", "--yes", action="store_true", help="replace an installed torch build without asking"

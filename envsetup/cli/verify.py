@@ -7,7 +7,7 @@ import json
 
 from envsetup.cli._output import add_output_arguments, emit, note
 from envsetup.cli._report import human
-from envsetup.cli._request import add_machine_arguments, machine_from_args
+from envsetup.cli._request import add_machine_arguments, add_target_argument, machine_from_args
 from envsetup.terminal import printable
 from envsetup.verify import Expectation, verify
 
@@ -15,12 +15,7 @@ HELP = "Check that torch in an environment imports, fits this machine and comput
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--python",
-        metavar="PATH",
-        help="interpreter of the environment (default: the active virtual or conda "
-        "environment, else envsetup's own unless that is a pipx/uv tool environment)",
-    )
+    add_target_argument(parser)
     parser.add_argument(
         "--expect", metavar="REQ", help="the torch that should be there: torch==2.5.1"
     )
