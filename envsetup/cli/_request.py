@@ -190,12 +190,13 @@ def request_from_args(args: argparse.Namespace) -> Request:
 
 
 def machine_from_args(
-    args: argparse.Namespace, target: str | None
+    args: argparse.Namespace, target: str | None, *, fleet: Fleet | None = None
 ) -> tuple[Machine, dict[str, str] | None]:
     """The machine to plan for (detected, or described by the machine flags) and the torch
-    builds installed in the target environment, for `target`: a Python version or a path."""
+    builds installed in the target environment, for `target`: a Python version or a path.
+    A caller that already read the fleet's files passes it, so they are read once."""
     python, installed = _target_python(target)
-    fleet = fleet_from_args(args)
+    fleet = fleet or fleet_from_args(args)
     if fleet is not None:
         return fleet.combined(python=python), installed
     if not any(getattr(args, name) is not None for name in _MACHINE_FLAGS):

@@ -76,8 +76,8 @@ def run(args: argparse.Namespace) -> int:
     installer = choose_installer(args.installer)
     request = request_from_args(args)  # bad specifiers fail here, before any probing
     target = find_target(args.python, allow_version=True)
-    machine, installed = machine_from_args(args, target.probe)
     fleet = fleet_from_args(args)
+    machine, installed = machine_from_args(args, target.probe, fleet=fleet)
     if fleet is not None:  # the same machine, planned with which node forced what
         from envsetup.resolve.fleet import plan_fleet
 
