@@ -66,10 +66,22 @@ def _running(process: subprocess.Popen[Any]) -> bool:
     return _group_running(process.pid)
 
 
+def _group_exists(pgid: int) -> bool:
+    """Any member of the group at all (zombies included)."""
+    try:
+        os.killpg(pgid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True
+
+
 if sys.platform == "linux":
 
     def _group_running(pgid: int) -> bool:
-        """Any member of the group that is not a zombie, from /proc/PID/stat."""
+        """Any member of the group that is not a zombie, from /proc/PID/stat (scanned only when
+        the group still has members: after a clean exit it has none, and the scan is skipped)."""
+        if not _group_exists(pgid):
+            return False
         for entry in os.scandir("/proc"):
             if not entry.name.isdigit():
                 continue
@@ -86,11 +98,7 @@ else:
 
     def _group_running(pgid: int) -> bool:
         """Any member of the group (zombies included: no portable way to tell them apart)."""
-        try:
-            os.killpg(pgid, 0)
-        except (ProcessLookupError, PermissionError):
-            return False
-        return True
+        return _group_exists(pgid)
 
 
 def _gone_within(process: subprocess.Popen[Any], timeout: float) -> bool:
