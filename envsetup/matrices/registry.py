@@ -13,7 +13,7 @@ import os
 import shutil
 import tempfile
 import urllib.parse
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,9 +44,6 @@ class RegistryFile:
     url: str
     requires_python: str | None  # data-requires-python / "requires-python", when listed
     upload_time: str | None = None  # PEP 700 "upload-time" (JSON listings only)
-
-
-Opener = Callable[..., Any]
 
 
 def _urlopen(request: Any, timeout: float) -> Any:
