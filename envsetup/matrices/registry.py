@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import shutil
 import tempfile
 import urllib.parse
@@ -193,9 +192,11 @@ class EvidenceCache:
 
     def __init__(self, root: Path | None = None) -> None:
         if root is None:
+            from envsetup.matrices.user_cache import user_cache_home
+
             configured = settings.get(CACHE_VARIABLE)
-            base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-            root = Path(configured) if configured else Path(base) / "envsetup-evidence"
+            base = user_cache_home() or Path.home() / ".cache"
+            root = Path(configured) if configured else base / "envsetup-evidence"
         self.root = root
 
     def _facts_path(self, filename: str, kind: str) -> Path:

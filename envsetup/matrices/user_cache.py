@@ -19,7 +19,7 @@ from pathlib import Path
 
 from envsetup import settings
 
-__all__ = ["MAX_BYTES", "cache_directory", "read", "write"]
+__all__ = ["MAX_BYTES", "cache_directory", "read", "user_cache_home", "write"]
 
 #: No cache file is larger; a bigger one is not read (a planted huge file, a link to /dev/zero).
 MAX_BYTES = 8 * 1024 * 1024
@@ -41,19 +41,26 @@ def cache_directory() -> Path | None:
     configured = settings.get("ENVSETUP_CACHE_DIR")
     if configured is not None:
         return Path(configured) if configured else None
+    home = user_cache_home()
+    if home is None:
+        return None
+    return home / "envsetup" / "cache" if sys.platform == "win32" else home / "envsetup"
+
+
+def user_cache_home() -> Path | None:
+    """This OS's per-user cache folder (LOCALAPPDATA, XDG_CACHE_HOME or ~/.cache, ~/Library/
+    Caches), or None where there is none (no HOME and no passwd entry, as in some containers)."""
     if sys.platform == "win32":
         base = os.environ.get("LOCALAPPDATA")
-        return Path(base) / "envsetup" / "cache" if base else None
+        return Path(base) if base else None
     xdg = os.environ.get("XDG_CACHE_HOME")
     if xdg and sys.platform != "darwin":
-        return Path(xdg) / "envsetup"
+        return Path(xdg)
     try:
         home = Path.home()
-    except RuntimeError:  # no HOME and no passwd entry (some containers): run without a cache
+    except RuntimeError:
         return None
-    if sys.platform == "darwin":
-        return home / "Library" / "Caches" / "envsetup"
-    return home / ".cache" / "envsetup"
+    return home / "Library" / "Caches" if sys.platform == "darwin" else home / ".cache"
 
 
 class _Directory:
